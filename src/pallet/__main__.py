@@ -1,0 +1,3 @@
+from pallet.cli.main import main
+
+main()

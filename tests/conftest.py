@@ -1,0 +1,77 @@
+"""Shared fixtures and the three test tiers (unit / integration / compat).
+
+Tests under tests/unit, tests/integration and tests/compat get the matching
+marker automatically.  Integration and compat tests need root; each gets its
+own pallet root directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Pallet
+from tests.support.images import busybox_available, make_busybox_tar
+
+IS_ROOT = os.geteuid() == 0
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, mounts, cgroups)")
+needs_busybox = pytest.mark.skipif(
+    not busybox_available(), reason="needs Debian's busybox-static for the test image"
+)
+
+
+def needs_tool(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(shutil.which(name) is None, reason=f"needs {name} on PATH")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in ("unit", "integration", "compat"):
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+                if tier != "unit" and not IS_ROOT:
+                    item.add_marker(pytest.mark.skip(reason=f"{tier} tests need root"))
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not busybox_available():
+        pytest.skip("needs Debian's busybox-static")
+    return make_busybox_tar(tmp_path_factory.mktemp("img") / "busybox.tar")
+
+
+@pytest.fixture
+def pallet_root(tmp_path: Path) -> Iterator[Path]:
+    """A fresh pallet root for one test; anything mounted under it is unmounted after."""
+    root = tmp_path / "pallet-root"
+    root.mkdir()
+    yield root
+    _unmount_under(root)
+
+
+def _unmount_under(root: Path) -> None:
+    import subprocess
+
+    prefix = str(root.resolve())
+    with open("/proc/self/mounts") as f:
+        targets = [line.split()[1] for line in f]
+    for t in sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
+
+
+@pytest.fixture
+def pallet(pallet_root: Path) -> Pallet:
+    return Pallet(pallet_root)
+
+
+@pytest.fixture
+def busybox_image(pallet: Pallet, busybox_tar: Path) -> str:
+    """The busybox test image imported into the test's own root as ``busybox:test``."""
+    pallet.ok("import", str(busybox_tar), "busybox:test", "--change", 'CMD ["sh"]')
+    return "busybox:test"
