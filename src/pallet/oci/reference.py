@@ -129,9 +129,8 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
     if not rest:
         raise InvalidReference(ref, "invalid reference format")
     domain, path = _split_domain(rest)
-    if domain != DEFAULT_DOMAIN or "/" in rest:
-        if not _DOMAIN_RE.match(domain):
-            raise InvalidReference(ref, "invalid reference format")
+    if (domain != DEFAULT_DOMAIN or "/" in rest) and not _DOMAIN_RE.match(domain):
+        raise InvalidReference(ref, "invalid reference format")
     if path.lower() != path:
         raise InvalidReference(ref, "invalid reference format: repository name must be lowercase")
     if not _PATH_RE.match(path):
