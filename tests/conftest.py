@@ -75,3 +75,16 @@ def busybox_image(pallet: Pallet, busybox_tar: Path) -> str:
     """The busybox test image imported into the test's own root as ``busybox:test``."""
     pallet.ok("import", str(busybox_tar), "busybox:test", "--change", 'CMD ["sh"]')
     return "busybox:test"
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[object]:
+    """One private Docker engine for the whole test session (compat tests)."""
+    from tests.support.dockerd import available, private_dockerd
+
+    if not available():
+        pytest.skip("needs Debian's docker.io (dockerd)")
+    if not IS_ROOT:
+        pytest.skip("dockerd needs root")
+    with private_dockerd() as d:
+        yield d
