@@ -1,0 +1,285 @@
+"""Control groups: one container's cgroup, on cgroup v1 (or hybrid) and v2.
+
+``manager(cgroups_path)`` returns a :class:`Manager` for the hierarchy the host
+runs (see :func:`detect`).  The input of :meth:`Manager.apply` is the OCI
+runtime spec's ``linux.resources`` object, unchanged (camelCase keys).
+
+All file access goes through a small :class:`CgroupFs` (the host's by
+default), so that the same managers can be run against a fake kernel in unit
+tests.  A setting the host's kernel cannot honour (a controller or interface
+file that is not there) is skipped and recorded in ``Manager.warnings``, the
+way Docker warns and discards such limits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
+
+from pallet.errors import InvalidArgument, RuntimeFailure
+
+Version = Literal["v1", "v2", "hybrid"]
+
+DEFAULT_ROOT = "/sys/fs/cgroup"
+
+# v1 controllers pallet manages (named hierarchies such as name=systemd are left alone)
+V1_CONTROLLERS = (
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "blkio",
+    "pids",
+    "hugetlb",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "rdma",
+    "misc",
+)
+# v2 controllers enabled for a container's cgroup when the parent offers them
+V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb", "misc", "rdma")
+
+
+class CgroupError(RuntimeFailure):
+    """A cgroup operation failed."""
+
+
+# -- file access ----------------------------------------------------------------
+
+
+class CgroupFs(Protocol):
+    """The few file operations the managers make (the kernel's cgroupfs, or a fake)."""
+
+    def exists(self, path: str) -> bool: ...
+    def isdir(self, path: str) -> bool: ...
+    def listdir(self, path: str) -> list[str]: ...
+    def realpath(self, path: str) -> str: ...
+    def mkdir(self, path: str) -> None: ...
+    def rmdir(self, path: str) -> None: ...
+    def read(self, path: str) -> str: ...
+    def write(self, path: str, data: str) -> None: ...
+
+
+class HostFs:
+    """The real cgroup filesystems."""
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path, 0o755)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def read(self, path: str) -> str:
+        with open(path) as f:
+            return f.read()
+
+    def write(self, path: str, data: str) -> None:
+        # one write(2) per value: cgroup files parse each write on its own
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+
+
+# -- public interface -------------------------------------------------------------
+
+
+class Manager(Protocol):
+    """One cgroup (on v1: one directory per controller hierarchy)."""
+
+    path: str
+    version: Version
+    warnings: list[str]
+
+    def create(self) -> None: ...
+    def apply(self, resources: Mapping[str, Any]) -> None: ...
+    def add(self, pid: int) -> None: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def pids(self) -> list[int]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def oom_killed(self) -> bool: ...
+    def exists(self) -> bool: ...
+    def destroy(self) -> None: ...
+
+
+def detect(root: str = DEFAULT_ROOT, *, fs: CgroupFs | None = None) -> Version:
+    """Which cgroup layout the host runs: pure ``v2``, ``hybrid`` (v1 controllers
+    plus a v2 tree at ``unified``) or ``v1``."""
+    fs = fs or HostFs()
+    if fs.exists(os.path.join(root, "cgroup.controllers")):
+        return "v2"
+    if fs.exists(os.path.join(root, "unified", "cgroup.controllers")):
+        return "hybrid"
+    return "v1"
+
+
+def manager(
+    cgroups_path: str, *, root: str = DEFAULT_ROOT, fs: CgroupFs | None = None
+) -> Manager:
+    """The manager of ``cgroups_path`` ("/pallet/<id>", or systemd style
+    "system.slice:pallet:<id>") on the host's hierarchy under ``root``."""
+    fs = fs or HostFs()
+    path = parse_path(cgroups_path)
+    version = detect(root, fs=fs)
+    if version == "v2":
+        from pallet.runtime.cgroups_v2 import V2Manager
+
+        return V2Manager(path, root=root, fs=fs)
+    from pallet.runtime.cgroups_v1 import V1Manager
+
+    return V1Manager(path, root=root, fs=fs, version=version)
+
+
+def parse_path(cgroups_path: str) -> str:
+    """Normalise an OCI ``linux.cgroupsPath`` to an absolute path in the hierarchy.
+
+    ``slice:prefix:name`` (the systemd driver's form, as Docker and runc write
+    it) maps to where systemd would put it: ``/<expanded slice>/<prefix>-<name>.scope``.
+    """
+    p = cgroups_path.strip()
+    if not p:
+        raise InvalidArgument("cgroups path must not be empty")
+    if ":" in p:
+        parts = p.split(":")
+        if len(parts) != 3:
+            raise InvalidArgument(f"invalid systemd cgroups path {cgroups_path!r}: want slice:prefix:name")
+        slice_, prefix, name = parts
+        if not name:
+            raise InvalidArgument(f"invalid systemd cgroups path {cgroups_path!r}: empty name")
+        unit = name if name.endswith(".slice") else (f"{prefix}-{name}.scope" if prefix else f"{name}.scope")
+        return _expand_slice(slice_ or "system.slice") + "/" + unit
+    norm = os.path.normpath("/" + p)
+    if norm == "/" or any(part == ".." for part in p.split("/")):
+        raise InvalidArgument(f"invalid cgroups path {cgroups_path!r}")
+    return norm
+
+
+def _expand_slice(slice_: str) -> str:
+    """"a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice" (systemd's nesting rule)."""
+    if not slice_.endswith(".slice") or "/" in slice_:
+        raise InvalidArgument(f"invalid slice name {slice_!r}")
+    if slice_ == "-.slice":
+        return ""
+    stem = slice_[: -len(".slice")]
+    if not stem or stem.startswith("-") or stem.endswith("-") or "--" in stem:
+        raise InvalidArgument(f"invalid slice name {slice_!r}")
+    out, acc = [], ""
+    for comp in stem.split("-"):
+        acc = f"{acc}-{comp}" if acc else comp
+        out.append(acc + ".slice")
+    return "/" + "/".join(out)
+
+
+# -- helpers shared by both versions ------------------------------------------------
+
+
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """"key value" lines (memory.stat, cpu.stat, memory.events, oom_control)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        k, _, v = line.strip().partition(" ")
+        if k and v:
+            try:
+                out[k] = int(v.strip())
+            except ValueError:
+                continue
+    return out
+
+
+def parse_int(text: str, unlimited: int | None = None) -> int | None:
+    t = text.strip()
+    if t == "max":
+        return unlimited
+    try:
+        return int(t)
+    except ValueError:
+        return None
+
+
+def device_rule(rule: Mapping[str, Any]) -> str:
+    """An OCI device cgroup rule in the v1 devices.allow/deny syntax."""
+    typ = rule.get("type") or "a"
+    if typ not in ("a", "b", "c"):
+        raise InvalidArgument(f"invalid device type {typ!r}")
+    if typ == "a":
+        return "a"
+    major = rule.get("major")
+    minor = rule.get("minor")
+    maj = "*" if major is None or major < 0 else str(major)
+    mnr = "*" if minor is None or minor < 0 else str(minor)
+    access = rule.get("access") or "rwm"
+    if not access or set(access) - set("rwm"):
+        raise InvalidArgument(f"invalid device access {access!r}")
+    return f"{typ} {maj}:{mnr} {access}"
+
+
+def remove_tree(fs: CgroupFs, path: str, timeout: float = 2.0) -> None:
+    """rmdir a cgroup and its children, deepest first, retrying EBUSY briefly
+    (the last processes of a killed container take a moment to leave)."""
+    if not fs.isdir(path):
+        return
+    for name in fs.listdir(path):
+        sub = os.path.join(path, name)
+        if fs.isdir(sub):
+            remove_tree(fs, sub, timeout)
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            fs.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise CgroupError(f"failed to remove cgroup {path}: {e.strerror or e}") from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def read_pids(fs: CgroupFs, path: str) -> list[int]:
+    """Every process in the cgroup at ``path`` and below it."""
+    out: list[int] = []
+    if not fs.isdir(path):
+        return out
+    try:
+        text = fs.read(os.path.join(path, "cgroup.procs"))
+    except FileNotFoundError:
+        return out
+    out.extend(int(x) for x in text.split() if x.isdigit())
+    for name in fs.listdir(path):
+        sub = os.path.join(path, name)
+        if fs.isdir(sub):
+            out.extend(read_pids(fs, sub))
+    return out
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Poll ``check()`` until it returns True or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not check():
+        if time.monotonic() >= deadline:
+            raise CgroupError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
