@@ -168,7 +168,7 @@ def parse_path(cgroups_path: str) -> str:
             raise InvalidArgument(f"invalid systemd cgroups path {cgroups_path!r}: empty name")
         unit = name if name.endswith(".slice") else (f"{prefix}-{name}.scope" if prefix else f"{name}.scope")
         return _expand_slice(slice_ or "system.slice") + "/" + unit
-    norm = os.path.normpath("/" + p)
+    norm = os.path.normpath("/" + p.lstrip("/"))
     if norm == "/" or any(part == ".." for part in p.split("/")):
         raise InvalidArgument(f"invalid cgroups path {cgroups_path!r}")
     return norm

@@ -34,6 +34,7 @@ class V1Manager:
         self.fs = fs
         self.version: Version = version
         self.warnings: list[str] = []
+        self.destroy_timeout = 2.0  # seconds to retry EBUSY while the last processes leave
         self.mounts = self._mounts()
         # controller -> this cgroup's directory in that controller's hierarchy
         self.dirs = {c: m + path for c, m in self.mounts.items()}
@@ -124,7 +125,7 @@ class V1Manager:
 
     def destroy(self) -> None:
         for d in self._unique_dirs():
-            remove_tree(self.fs, d)
+            remove_tree(self.fs, d, self.destroy_timeout)
 
     def pids(self) -> list[int]:
         for c in ("pids", "memory", "freezer", "cpu", "devices"):

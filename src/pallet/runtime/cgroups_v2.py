@@ -40,6 +40,7 @@ class V2Manager:
         self.fs = fs
         self.version: Version = "v2"
         self.warnings: list[str] = []
+        self.destroy_timeout = 2.0  # seconds to retry EBUSY while the last processes leave
         self.dir = root.rstrip("/") + path
 
     def _f(self, name: str) -> str:
@@ -106,7 +107,7 @@ class V2Manager:
             raise CgroupError(f"failed to add pid {pid} to cgroup {self.dir}: {e.strerror or e}") from e
 
     def destroy(self) -> None:
-        remove_tree(self.fs, self.dir)
+        remove_tree(self.fs, self.dir, self.destroy_timeout)
 
     def pids(self) -> list[int]:
         return sorted(set(read_pids(self.fs, self.dir)))
