@@ -1,0 +1,653 @@
+"""Image archives: Docker's ``docker save`` format, the OCI image layout and oci-archive.
+
+Writing:
+
+* docker-archive, as Docker 20.10 writes it: ``<config-hex>.json``, one
+  ``<v1-id>/`` directory per layer (``layer.tar`` uncompressed, ``json``,
+  ``VERSION``), ``manifest.json`` (``Config``, ``RepoTags``, ``Layers``) and
+  ``repositories``;
+* OCI image layout (a directory, or a tar of it: oci-archive): ``oci-layout``,
+  ``index.json`` (ref names in ``org.opencontainers.image.ref.name`` and the full
+  name in ``io.containerd.image.name``, as containerd and Docker 25 do) and
+  ``blobs/sha256/...`` with blobs as the store keeps them.
+
+Reading takes any of these, plain or compressed with gzip or zstd, and the
+combined form newer Docker writes (manifest.json next to an OCI layout).
+Every blob is verified against its digest on the way into the store, and the
+config's ``rootfs.diff_ids`` against the layers.  Nothing is recorded here:
+the caller adds the images once all their blobs are in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol
+
+from pallet.errors import DigestMismatch, InvalidData, UnsafeArchive
+from pallet.oci import digest as dg
+from pallet.oci import mediatypes as mt
+from pallet.oci.manifest import Descriptor, Index, Manifest, Platform, canonical_json
+from pallet.oci.reference import parse as parse_ref
+
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BUF = 1 << 20
+EPOCH_CREATED = "1970-01-01T00:00:00Z"
+
+
+class BlobReader(Protocol):
+    def open(self, digest: str) -> BinaryIO: ...
+
+
+class BlobIngest(Protocol):
+    def has(self, digest: str) -> bool: ...
+
+    def writer(self, expected_digest: str,
+               expected_size: int | None = None) -> AbstractContextManager[Any]: ...
+
+
+@dataclass(frozen=True)
+class SaveItem:
+    """One image to write: its manifest and the names to record."""
+
+    manifest: Manifest
+    manifest_bytes: bytes
+    media_type: str
+    repo_tags: tuple[str, ...]  # familiar names: busybox:latest
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One image read from an archive, its blobs already ingested."""
+
+    manifest_bytes: bytes
+    media_type: str
+    config_digest: str
+    refs: tuple[str, ...]
+
+
+# -- compression ----------------------------------------------------------------------
+
+
+def sniff_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return ""
+
+
+@contextlib.contextmanager
+def decompressed(f: BinaryIO, kind: str) -> Iterator[BinaryIO]:
+    """A readable stream of ``f``'s content with gzip/zstd removed (zstd by the
+    ``zstd`` program)."""
+    if kind == "":
+        yield f
+    elif kind == "gzip":
+        with gzip.GzipFile(fileobj=f, mode="rb") as g:
+            yield g  # type: ignore[misc]
+    elif kind == "zstd":
+        if shutil.which("zstd") is None:
+            raise InvalidData("zstd-compressed content needs the zstd program")
+        proc = subprocess.Popen(["zstd", "-dcq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        import threading
+
+        def feed() -> None:
+            try:
+                shutil.copyfileobj(f, proc.stdin, BUF)  # type: ignore[arg-type]
+            except (BrokenPipeError, ValueError):
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()  # type: ignore[union-attr]
+
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        try:
+            yield proc.stdout  # type: ignore[misc]
+        finally:
+            proc.stdout.close()
+            t.join()
+            rc = proc.wait()
+        if rc not in (0, -13):  # -13: we stopped reading early (SIGPIPE)
+            raise InvalidData(f"zstd: cannot decompress (exit {rc})")
+    else:
+        raise InvalidData(f"unsupported compression: {kind}")
+
+
+def diff_id_of(f: BinaryIO, kind: str) -> str:
+    """The DiffID (digest of the uncompressed tar) of a layer stream."""
+    h = hashlib.sha256()
+    try:
+        with decompressed(f, kind) as d:
+            while chunk := d.read(BUF):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InvalidData(f"corrupt compressed layer: {e}") from None
+    return "sha256:" + h.hexdigest()
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tf.addfile(info, io.BytesIO(data))
+
+
+def _add_dir(tf: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    tf.addfile(info)
+
+
+def _add_stream(tf: tarfile.TarFile, name: str, f: IO[bytes], size: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    tf.addfile(info, f)
+
+
+def _v1_ids(diff_ids: list[str]) -> list[str]:
+    """Stable legacy layer IDs: one per layer, each depending on all below it."""
+    out: list[str] = []
+    for chain in dg.chain_ids(diff_ids):
+        parent = out[-1] if out else ""
+        out.append(hashlib.sha256(f"{chain} {parent}".encode()).hexdigest())
+    return out
+
+
+def _uncompressed_copy(blobs: BlobReader, desc: Descriptor, tmp: Path) -> tuple[IO[bytes], int]:
+    """The layer as an uncompressed tar, and its size (decompressed to a temp file if needed)."""
+    kind = mt.compression(desc.media_type)
+    f = blobs.open(desc.digest)
+    if kind == "":
+        head = f.read(4)
+        f.seek(0)
+        kind = sniff_compression(head)
+        if kind == "":
+            size = os.fstat(f.fileno()).st_size if hasattr(f, "fileno") else desc.size
+            return f, size
+    out = tempfile.TemporaryFile(dir=tmp)  # noqa: SIM115 - returned open
+    try:
+        with f, decompressed(f, kind) as d:
+            shutil.copyfileobj(d, out, BUF)
+    except (OSError, EOFError, zlib.error) as e:
+        out.close()
+        raise InvalidData(f"layer {desc.digest}: {e}") from None
+    size = out.tell()
+    out.seek(0)
+    return out, size
+
+
+def write_docker_archive(out: BinaryIO, items: list[SaveItem], blobs: BlobReader,
+                         tmp: Path) -> None:
+    """Write ``items`` as one Docker archive (``docker save`` format) to ``out``."""
+    manifest_json: list[dict[str, Any]] = []
+    repositories: dict[str, dict[str, str]] = {}
+    written: set[str] = set()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for item in items:
+            with blobs.open(item.manifest.config.digest) as f:
+                config_bytes = f.read()
+            config = json.loads(config_bytes)
+            diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            if len(diff_ids) != len(item.manifest.layers):
+                raise InvalidData(
+                    f"image {item.manifest.config.digest}: {len(diff_ids)} diff_ids for "
+                    f"{len(item.manifest.layers)} layers"
+                )
+            v1 = _v1_ids(diff_ids)
+            layer_paths: list[str] = []
+            for i, desc in enumerate(item.manifest.layers):
+                name = f"{v1[i]}/layer.tar"
+                layer_paths.append(name)
+                if v1[i] in written:
+                    continue
+                written.add(v1[i])
+                _add_dir(tf, v1[i] + "/")
+                _add_bytes(tf, f"{v1[i]}/VERSION", b"1.0")
+                legacy: dict[str, Any] = {"id": v1[i], "created": EPOCH_CREATED,
+                                          "container_config": {"Cmd": None}}
+                if i:
+                    legacy["parent"] = v1[i - 1]
+                if i == len(v1) - 1:
+                    for k in ("architecture", "os", "config", "created"):
+                        if k in config:
+                            legacy[k] = config[k]
+                _add_bytes(tf, f"{v1[i]}/json", json.dumps(legacy).encode())
+                f2, size = _uncompressed_copy(blobs, desc, tmp)
+                with f2:
+                    _add_stream(tf, name, f2, size)
+            cfg_name = dg.encoded(item.manifest.config.digest) + ".json"
+            if cfg_name not in written:
+                written.add(cfg_name)
+                _add_bytes(tf, cfg_name, config_bytes)
+            manifest_json.append({"Config": cfg_name, "RepoTags": list(item.repo_tags) or None,
+                                  "Layers": layer_paths})
+            for t in item.repo_tags:
+                repo, _, tag = t.rpartition(":")
+                if v1:
+                    repositories.setdefault(repo, {})[tag] = v1[-1]
+        _add_bytes(tf, "manifest.json", json.dumps(manifest_json).encode())
+        if repositories:
+            _add_bytes(tf, "repositories", json.dumps(repositories).encode())
+
+
+def _index_entries(items: list[SaveItem]) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        base = Descriptor(item.media_type, dg.of_bytes(item.manifest_bytes),
+                          len(item.manifest_bytes)).to_dict()
+        if not item.repo_tags:
+            out.append(base)
+        for t in item.repo_tags:
+            ref = parse_ref(t)
+            out.append({**base, "annotations": {CONTAINERD_NAME: str(ref), REF_NAME: ref.tag}})
+    return out
+
+
+def write_oci_layout(dest: Path, items: list[SaveItem], blobs: BlobReader) -> None:
+    """Write (or add to) an OCI image layout directory."""
+    bdir = dest / "blobs" / "sha256"
+    bdir.mkdir(parents=True, exist_ok=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    for item in items:
+        (bdir / dg.encoded(dg.of_bytes(item.manifest_bytes))).write_bytes(item.manifest_bytes)
+        for desc in (item.manifest.config, *item.manifest.layers):
+            target = bdir / dg.encoded(desc.digest)
+            if not target.exists():
+                with blobs.open(desc.digest) as src, open(target, "wb") as w:
+                    shutil.copyfileobj(src, w, BUF)
+    index_path = dest / "index.json"
+    old: list[dict[str, Any]] = []
+    if index_path.exists():
+        old = list(json.loads(index_path.read_bytes()).get("manifests") or [])
+    new = _index_entries(items)
+    names = {(e.get("annotations") or {}).get(CONTAINERD_NAME) for e in new} - {None}
+    keep = [e for e in old if (e.get("annotations") or {}).get(CONTAINERD_NAME) not in names]
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": keep + new}
+    index_path.write_bytes(canonical_json(index))
+
+
+def write_oci_archive(out: BinaryIO, items: list[SaveItem], blobs: BlobReader) -> None:
+    """An OCI image layout as one tar stream."""
+    entries = _index_entries(items)
+    seen: set[str] = set()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        _add_bytes(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        _add_dir(tf, "blobs/")
+        _add_dir(tf, "blobs/sha256/")
+        for item in items:
+            for desc in (*item.manifest.layers, item.manifest.config):
+                if desc.digest in seen:
+                    continue
+                seen.add(desc.digest)
+                with blobs.open(desc.digest) as f:
+                    size = os.fstat(f.fileno()).st_size if hasattr(f, "fileno") else desc.size
+                    _add_stream(tf, f"blobs/sha256/{dg.encoded(desc.digest)}", f, size)
+            md = dg.of_bytes(item.manifest_bytes)
+            if md not in seen:
+                seen.add(md)
+                _add_bytes(tf, f"blobs/sha256/{dg.encoded(md)}", item.manifest_bytes)
+        _add_bytes(tf, "index.json", canonical_json(
+            {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}))
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+class _Source:
+    """Files of an archive: a directory (an OCI layout or an extracted tar) or a
+    seekable uncompressed tar read in place."""
+
+    def __init__(self, root: Path | None = None, tar: tarfile.TarFile | None = None) -> None:
+        self.root = root
+        self.tar = tar
+        self._members: dict[str, tarfile.TarInfo] = {}
+        if tar is not None:
+            for m in tar.getmembers():
+                self._members[_clean(m.name)] = m
+
+    def exists(self, name: str) -> bool:
+        name = _clean(name)
+        if self.tar is not None:
+            return name in self._members
+        assert self.root is not None
+        return self._safe(name).is_file()
+
+    def _safe(self, name: str) -> Path:
+        assert self.root is not None
+        p = (self.root / name).resolve()
+        if not str(p).startswith(str(self.root.resolve()) + os.sep):
+            raise UnsafeArchive(name, "path leaves the archive")
+        return p
+
+    def open(self, name: str) -> BinaryIO:
+        name = _clean(name)
+        if self.tar is not None:
+            m = self._members.get(name)
+            if m is None:
+                raise InvalidData(f"archive has no {name!r}")
+            if m.issym() or m.islnk():
+                target = _clean(posixpath.join(posixpath.dirname(name), m.linkname)
+                                if m.issym() else m.linkname)
+                return self.open(target)
+            f = self.tar.extractfile(m)
+            if f is None:
+                raise InvalidData(f"archive entry {name!r} is not a file")
+            return f  # type: ignore[return-value]
+        p = self._safe(name)
+        if not p.is_file():
+            raise InvalidData(f"archive has no {name!r}")
+        return open(p, "rb")
+
+    def read(self, name: str, limit: int = 64 << 20) -> bytes:
+        with self.open(name) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise InvalidData(f"{name}: too large")
+        return data
+
+
+def _clean(name: str) -> str:
+    """An entry name relative to the archive root; ``..`` cannot climb above it."""
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def _extract(tf: tarfile.TarFile, dest: Path) -> None:
+    """Extract only regular files, directories and in-tree symlinks."""
+    root = dest.resolve()
+    for m in tf:
+        name = _clean(m.name)
+        if not name or name == ".":
+            continue
+        target = (root / name).resolve() if not m.issym() else root / name
+        if not str(target).startswith(str(root) + os.sep):
+            raise UnsafeArchive(m.name, "path leaves the archive")
+        if m.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif m.isfile():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(m)
+            assert src is not None
+            with open(target, "wb") as w:
+                shutil.copyfileobj(src, w, BUF)
+        elif m.issym():
+            link = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+            if m.linkname.startswith("/") or link.startswith(".."):
+                raise UnsafeArchive(m.name, "symlink leaves the archive")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(m.linkname)
+        elif m.islnk():
+            link = _clean(m.linkname)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / link, target)
+        # other entry types (devices, fifos) have no place in an image archive
+
+
+@contextlib.contextmanager
+def open_archive(src: Path | BinaryIO, tmp: Path) -> Iterator[_Source]:
+    """Open an archive file, OCI layout directory, or stream for reading."""
+    if isinstance(src, Path) and src.is_dir():
+        yield _Source(root=src)
+        return
+    f: BinaryIO = open(src, "rb") if isinstance(src, Path) else src  # noqa: SIM115
+    try:
+        head = _peek(f, 4)
+        kind = sniff_compression(head)
+        seekable = kind == "" and _seekable(f)
+        if seekable:
+            try:
+                tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed below
+            except tarfile.TarError as e:
+                raise InvalidData(f"invalid archive: {e}") from None
+            with tf:
+                yield _Source(tar=tf)
+            return
+        work = Path(tempfile.mkdtemp(prefix="load-", dir=tmp))
+        try:
+            stream: Any = _Prefixed(head, f) if not _seekable(f) else f
+            try:
+                with decompressed(stream, kind) as d, tarfile.open(fileobj=d, mode="r|") as tf:
+                    _extract(tf, work)
+            except (tarfile.TarError, EOFError, zlib.error) as e:
+                raise InvalidData(f"invalid archive: {e}") from None
+            yield _Source(root=work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if isinstance(src, Path):
+            f.close()
+
+
+def _seekable(f: BinaryIO) -> bool:
+    try:
+        return f.seekable()
+    except (AttributeError, OSError):
+        return False
+
+
+def _peek(f: BinaryIO, n: int) -> bytes:
+    if _seekable(f):
+        pos = f.tell()
+        data = f.read(n)
+        f.seek(pos)
+        return data
+    return f.read(n)
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with some already-read bytes put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head = head
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _ingest(src: _Source, name: str, blobs: BlobIngest, expected: str = "") -> tuple[str, int]:
+    """Copy one archive file into the blob store; verify against ``expected`` if given."""
+    if expected:
+        digest = expected
+        if blobs.has(digest):
+            with src.open(name) as f:
+                size = _count(f)
+            return digest, size
+    else:
+        with src.open(name) as f:
+            digest, _ = dg.of_file(f)
+        if blobs.has(digest):
+            with src.open(name) as f:
+                return digest, _count(f)
+    size = 0
+    with src.open(name) as f, blobs.writer(digest, None) as w:
+        while chunk := f.read(BUF):
+            w.write(chunk)
+            size += len(chunk)
+    return digest, size
+
+
+def _count(f: BinaryIO) -> int:
+    n = 0
+    while chunk := f.read(BUF):
+        n += len(chunk)
+    return n
+
+
+def _layer_media_type(src: _Source, name: str) -> tuple[str, str]:
+    with src.open(name) as f:
+        head = f.read(4)
+    kind = sniff_compression(head)
+    return {"gzip": mt.DOCKER_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "": mt.DOCKER_LAYER}[kind], kind
+
+
+def load_docker(src: _Source, blobs: BlobIngest) -> list[Loaded]:
+    try:
+        entries = json.loads(src.read("manifest.json"))
+    except ValueError as err:
+        raise InvalidData(f"invalid manifest.json: {err}") from None
+    if not isinstance(entries, list):
+        raise InvalidData("invalid manifest.json: not a list")
+    out: list[Loaded] = []
+    for entry in entries:
+        e: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        if "Config" not in e:
+            raise InvalidData("invalid manifest.json entry")
+        config_bytes = src.read(str(e["Config"]))
+        config_digest = dg.of_bytes(config_bytes)
+        try:
+            config = json.loads(config_bytes)
+        except ValueError as err:
+            raise InvalidData(f"invalid image config {e['Config']}: {err}") from None
+        if not isinstance(config, dict):
+            raise InvalidData(f"invalid image config {e['Config']}")
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        layer_names = [str(x) for x in e.get("Layers") or []]
+        if len(diff_ids) != len(layer_names):
+            raise InvalidData(
+                f"image config has {len(diff_ids)} diff_ids for {len(layer_names)} layers"
+            )
+        layers = []
+        any_zstd = False
+        for name, diff_id in zip(layer_names, diff_ids, strict=True):
+            media_type, kind = _layer_media_type(src, name)
+            any_zstd |= kind == "zstd"
+            if kind == "":
+                digest, size = _ingest(src, name, blobs, expected=diff_id)
+            else:
+                with src.open(name) as f:
+                    actual = diff_id_of(f, kind)
+                if actual != diff_id:
+                    raise DigestMismatch(diff_id, actual)
+                digest, size = _ingest(src, name, blobs)
+            layers.append(Descriptor(media_type, digest, size))
+        with blobs.writer(config_digest, len(config_bytes)) as w:
+            w.write(config_bytes)
+        if any_zstd:
+            layers = [Descriptor(_to_oci(d.media_type), d.digest, d.size) for d in layers]
+            man = Manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, config_digest,
+                                                       len(config_bytes)), tuple(layers))
+        else:
+            man = Manifest(mt.DOCKER_MANIFEST, Descriptor(mt.DOCKER_CONFIG, config_digest,
+                                                          len(config_bytes)), tuple(layers))
+        refs = tuple(str(t) for t in e.get("RepoTags") or [])
+        out.append(Loaded(man.to_json(), man.media_type, config_digest, refs))
+    return out
+
+
+def _to_oci(media_type: str) -> str:
+    return {mt.DOCKER_LAYER: mt.OCI_LAYER, mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP}.get(
+        media_type, media_type)
+
+
+def _blob_name(digest: str) -> str:
+    dg.validate(digest)
+    return f"blobs/{dg.algorithm(digest)}/{dg.encoded(digest)}"
+
+
+def _select(index: Index, want: Platform) -> Descriptor:
+    """Host-platform choice without importing the registry layer (store sits below it)."""
+    best = None
+    for d in index.manifests:
+        p = d.platform
+        if p is None:
+            continue
+        if p.os == want.os and p.architecture == want.architecture:
+            if not want.variant or p.variant in ("", want.variant):
+                return d
+            best = best or d
+    if best is None:
+        if len(index.manifests) == 1:
+            return index.manifests[0]
+        raise InvalidData(f"no matching manifest for {want} in the manifest list entries")
+    return best
+
+
+def _load_oci(src: _Source, blobs: BlobIngest, want: Platform) -> list[Loaded]:
+    try:
+        index = Index.from_json(src.read("index.json"), mt.OCI_INDEX)
+    except InvalidData as e:
+        raise InvalidData(f"invalid index.json: {e}") from None
+    out: list[Loaded] = []
+    for top in index.manifests:
+        refs = _ref_names(top.annotations)
+        desc = top
+        data = src.read(_blob_name(desc.digest), limit=4 << 20)
+        if dg.of_bytes(data) != desc.digest:
+            raise DigestMismatch(desc.digest, dg.of_bytes(data))
+        mtype = desc.media_type or mt.OCI_MANIFEST
+        depth = 0
+        while mtype in mt.INDEXES:
+            depth += 1
+            if depth > 4:
+                raise InvalidData("index nesting too deep")
+            sub = Index.from_json(data, mtype)
+            desc = _select(sub, want)
+            data = src.read(_blob_name(desc.digest), limit=4 << 20)
+            if dg.of_bytes(data) != desc.digest:
+                raise DigestMismatch(desc.digest, dg.of_bytes(data))
+            mtype = desc.media_type or mt.OCI_MANIFEST
+        man = Manifest.from_json(data, mtype)
+        for layer in (man.config, *man.layers):
+            _ingest(src, _blob_name(layer.digest), blobs, expected=layer.digest)
+        out.append(Loaded(data, man.media_type, man.config.digest, refs))
+    return out
+
+
+def _ref_names(ann: dict[str, str]) -> tuple[str, ...]:
+    full = ann.get(CONTAINERD_NAME, "")
+    if full:
+        return (full,)
+    name = ann.get(REF_NAME, "")
+    # A full reference (podman, skopeo) is kept; a bare tag names no repository.
+    if name and ("/" in name or ":" in name):
+        return (name,)
+    return ()
+
+
+def load(src: Path | BinaryIO, blobs: BlobIngest, tmp: Path, platform: Platform) -> list[Loaded]:
+    """Ingest every image of an archive; the caller records them.
+
+    Docker's manifest.json wins when an archive has both it and an OCI index
+    (Docker 25 writes both).  ``platform`` picks the manifest of an index entry.
+    """
+    with open_archive(src, tmp) as s:
+        if s.exists("manifest.json"):
+            return load_docker(s, blobs)
+        if s.exists("index.json"):
+            return _load_oci(s, blobs, platform)
+    raise InvalidData("unrecognized image archive: no manifest.json nor index.json")
