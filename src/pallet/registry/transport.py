@@ -337,6 +337,26 @@ class Registry:
             raise RegistryError(f"invalid token answer from {realm}") from None
         return str(obj.get("token") or obj.get("access_token") or "")
 
+    def login(self) -> None:
+        """Check the credentials against the registry (``pallet login``)."""
+        base = self.base()
+        ch = self._challenge
+        if ch is None:
+            return  # the registry asks for no authentication
+        if ch.scheme == "bearer":
+            self._fetch_token(ch, "")
+            return
+        assert self._client is not None
+        if self.credentials.empty:
+            raise RegistryUnauthorized("unauthorized: authentication required", 401)
+        resp = self._client.get(base + "/v2/", headers={"Authorization": self.credentials.basic()})
+        if resp.status_code == 401:
+            raise RegistryUnauthorized(
+                f"login attempt to {base}/v2/ failed with status: 401 Unauthorized", 401
+            )
+        if resp.status_code >= 400:
+            raise from_response(resp.status_code, resp.content)
+
     # -- requests --------------------------------------------------------------------
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
