@@ -1,0 +1,141 @@
+"""Load an OCI ``linux.seccomp`` filter into the calling process (libseccomp).
+
+Called by the container's init as late as possible, right before it execs the
+container's process.  Ordering, as runc does it:
+
+* with ``process.noNewPrivileges``: set no_new_privs (``apply(...,
+  no_new_privs=True)`` asks libseccomp to set it as it loads), drop
+  capabilities and switch user first, then load the filter last, just before
+  exec, so the filter constrains nothing but the container's program;
+* without it: the kernel accepts a filter only from a process holding
+  CAP_SYS_ADMIN, so load it BEFORE dropping capabilities; then every call the
+  init still makes (capset, setgroups, setuid, chdir, execve) must be allowed
+  by the profile, which Docker's default profile does.
+
+libseccomp itself sets no_new_privs on load unless told not to; pallet tells
+it not to, so that a container without ``no-new-privileges`` keeps setuid
+binaries working as under Docker.
+
+The binding is imported inside :func:`apply`: importing this module costs
+nothing and loads no library.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from collections.abc import Mapping
+from typing import Any
+
+from pallet.errors import InvalidArgument
+
+ACTIONS = (
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+)
+OPERATORS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+
+
+def action_value(sc: Any, action: str, errno_ret: int | None, default_errno: int) -> int:
+    """An OCI action name as libseccomp's action constant."""
+    if action in ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD"):
+        return int(sc.KILL_THREAD)
+    if action == "SCMP_ACT_KILL_PROCESS":
+        return int(sc.KILL_PROCESS)
+    if action == "SCMP_ACT_TRAP":
+        return int(sc.TRAP)
+    if action == "SCMP_ACT_ERRNO":
+        return int(sc.ERRNO(errno_ret if errno_ret is not None else default_errno))
+    if action == "SCMP_ACT_TRACE":
+        return int(sc.TRACE(errno_ret if errno_ret is not None else default_errno))
+    if action == "SCMP_ACT_ALLOW":
+        return int(sc.ALLOW)
+    if action == "SCMP_ACT_LOG":
+        return int(sc.LOG)
+    if action == "SCMP_ACT_NOTIFY":
+        raise InvalidArgument("seccomp action SCMP_ACT_NOTIFY needs a listener, which pallet does not support")
+    raise InvalidArgument(f"invalid seccomp action {action!r}")
+
+
+def build(spec: Mapping[str, Any], *, no_new_privs: bool = False) -> Any:
+    """A pyseccomp ``SyscallFilter`` for the OCI object ``spec`` (not loaded)."""
+    import pyseccomp as sc
+
+    default_errno = int(spec.get("defaultErrnoRet") or errno_mod.EPERM)
+    default = action_value(sc, spec.get("defaultAction") or "", None, default_errno)
+    f = sc.SyscallFilter(default)
+    f.set_attr(sc.Attr.CTL_NNP, 1 if no_new_privs else 0)
+    for arch in spec.get("architectures") or []:
+        value = getattr(sc.Arch, arch.removeprefix("SCMP_ARCH_"), None)
+        if value is None:
+            raise InvalidArgument(f"invalid seccomp architecture {arch!r}")
+        if not f.exist_arch(value):
+            f.add_arch(value)
+    for flag in spec.get("flags") or []:
+        if flag == "SECCOMP_FILTER_FLAG_TSYNC":
+            f.set_attr(sc.Attr.CTL_TSYNC, 1)
+        elif flag == "SECCOMP_FILTER_FLAG_LOG":
+            f.set_attr(sc.Attr.CTL_LOG, 1)
+        elif flag == "SECCOMP_FILTER_FLAG_SPEC_ALLOW":
+            f.set_attr(sc.Attr.CTL_SSB, 1)
+        else:
+            raise InvalidArgument(f"invalid seccomp flag {flag!r}")
+    native = sc.Arch.NATIVE
+    for rule in spec.get("syscalls") or []:
+        action = action_value(sc, rule.get("action") or "", rule.get("errnoRet"), default_errno)
+        if action == default:
+            continue  # libseccomp refuses rules that repeat the default action
+        groups = _arg_groups(sc, rule.get("args") or [])
+        for name in rule.get("names") or []:
+            nr = sc.resolve_syscall(native, name)
+            if nr == -1:
+                continue  # unknown to this libseccomp: skipped, as runc does
+            for args in groups:
+                try:
+                    f.add_rule(action, nr, *args)
+                except OSError as e:
+                    raise InvalidArgument(f"invalid seccomp rule for {name}: {e.strerror}") from None
+    return f
+
+
+def _arg_groups(sc: Any, args: list[Mapping[str, Any]]) -> list[list[Any]]:
+    """Argument conditions on distinct indexes make one rule (all must hold);
+    several on the same index make one rule each (any may hold), as runc does."""
+    conds = []
+    for a in args:
+        op = OPERATORS.get(a.get("op", ""))
+        if op is None:
+            raise InvalidArgument(f"invalid seccomp operator {a.get('op')!r}")
+        index = int(a.get("index", 0))
+        if not 0 <= index <= 5:
+            raise InvalidArgument(f"invalid seccomp argument index {index}")
+        conds.append(sc.Arg(index, op, int(a.get("value", 0)), int(a.get("valueTwo", 0))))
+    if not conds:
+        return [[]]
+    indexes = [int(a.get("index", 0)) for a in args]
+    if len(set(indexes)) == len(indexes):
+        return [conds]
+    return [[c] for c in conds]
+
+
+def apply(seccomp_spec: Mapping[str, Any] | None, *, no_new_privs: bool = False) -> None:
+    """Load ``seccomp_spec`` (OCI ``linux.seccomp``) into this process; ``None``
+    (unconfined) does nothing.  Raises OSError from the kernel (EACCES without
+    CAP_SYS_ADMIN and without no_new_privs) and InvalidArgument for a bad spec."""
+    if not seccomp_spec:
+        return
+    build(seccomp_spec, no_new_privs=no_new_privs).load()
