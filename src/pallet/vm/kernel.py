@@ -1,0 +1,80 @@
+"""Find the guest kernel, its modules and QEMU on the host."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pallet.errors import Unavailable
+
+KERNEL_PACKAGE = "linux-image-cloud-amd64"
+QEMU_PACKAGE = "qemu-system-x86"
+QEMU_BINARY = "qemu-system-x86_64"
+VIRTIOFSD_PATHS = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    image: str  # the bzImage QEMU boots with -kernel
+    release: str  # "6.1.0-56-cloud-amd64"
+    modules: str  # /lib/modules/<release>
+
+
+def _release_key(release: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", release)]
+
+
+def find_kernel(boot: str = "/boot", modules_root: str = "/lib/modules") -> Kernel:
+    """The newest Debian ``cloud-amd64`` kernel with its modules (any flavour as a fallback)."""
+    override = os.environ.get("PALLET_VM_KERNEL")
+    if override:
+        rel = os.path.basename(override).removeprefix("vmlinuz-")
+        return Kernel(override, rel, f"{modules_root}/{rel}")
+    found: list[Kernel] = []
+    for flavour in ("-cloud-amd64", ""):
+        for img in glob.glob(f"{boot}/vmlinuz-*{flavour}"):
+            rel = os.path.basename(img).removeprefix("vmlinuz-")
+            if os.path.isdir(f"{modules_root}/{rel}/kernel") and os.access(img, os.R_OK):
+                found.append(Kernel(img, rel, f"{modules_root}/{rel}"))
+        if found:
+            break
+    if not found:
+        raise Unavailable(f"no kernel for VM isolation: apt-get install {KERNEL_PACKAGE}")
+    return max(found, key=lambda k: _release_key(k.release))
+
+
+def find_qemu() -> str:
+    path = shutil.which(QEMU_BINARY)
+    if path is None:
+        raise Unavailable(f"VM isolation needs QEMU: apt-get install {QEMU_PACKAGE}")
+    return path
+
+
+def find_virtiofsd() -> str:
+    for p in (os.environ.get("PALLET_VIRTIOFSD", ""), *VIRTIOFSD_PATHS):
+        if p and os.access(p, os.X_OK):
+            return p
+    w = shutil.which("virtiofsd")
+    if w:
+        return w
+    raise Unavailable("virtio-fs needs virtiofsd: apt-get install qemu-system-common (or virtiofsd)")
+
+
+def tsc_khz(cpuinfo: str | None = None) -> int:
+    """The host's TSC rate in kHz (TCG guests boot reliably only when told it), 0 if unknown."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/tsc_freq_khz").read_text()
+        return int(text.strip())
+    except (OSError, ValueError):
+        pass
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return 0
+    m = re.search(r"^cpu MHz\s*:\s*([0-9.]+)", cpuinfo, re.M)
+    return int(float(m.group(1)) * 1000) if m else 0

@@ -1,0 +1,374 @@
+"""VMRuntime: the OCI runtime operations (create, start, state, kill, delete, exec) on a QEMU guest.
+
+State lives in ``<run_root>/vm/<id>/``: plan.json (what to start), state.json
+(written by the shim), the agent and control sockets, the console log and,
+when not cached, the root filesystem image.  Cached images and the initramfs
+live in ``<root>/vm/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal as signals
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pallet.config import Config
+from pallet.errors import Conflict, ContainerNotFound, InvalidArgument, RuntimeFailure
+from pallet.vm import accel as accel_mod
+from pallet.vm import bundle as bundle_mod
+from pallet.vm import qemu as qemu_mod
+from pallet.vm.initramfs import ensure_initramfs
+from pallet.vm.kernel import find_kernel, find_qemu, find_virtiofsd, tsc_khz
+from pallet.vm.rootfs import ensure_image
+
+Stdio = int | IO[Any] | None
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class VMState:
+    """The OCI state of a VM container, with what ``inspect`` shows about the VM."""
+
+    id: str
+    status: str  # creating | created | running | stopped
+    pid: int
+    bundle: str
+    exit_code: int | None = None
+    kernel: str = ""
+    accelerator: str = ""
+    rootfs: str = ""
+    memory_mib: int = 0
+    cpus: int = 0
+    boot_seconds: float | None = None
+    error: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    oci_version: str = "1.0.2"
+
+    def to_oci(self) -> dict[str, Any]:
+        return {"ociVersion": self.oci_version, "id": self.id, "status": self.status,
+                "pid": self.pid, "bundle": self.bundle, "annotations": self.annotations}
+
+
+def _fd(x: Stdio, default: int) -> int:
+    if x is None:
+        return default
+    return x if isinstance(x, int) else x.fileno()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _cmdline_has(pid: int, needle: str) -> bool:
+    try:
+        return needle.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class VMRuntime:
+    """Runs each container's process in its own QEMU guest."""
+
+    name = "vm"
+
+    def __init__(self, config: Config, notice: IO[str] | None = None) -> None:
+        self.config = config
+        self.vm_dir = config.root / "vm"
+        self.state_root = config.run_root / "vm"
+        self.notice = notice if notice is not None else sys.stderr
+
+    def _dir(self, id_: str) -> Path:
+        if not _ID.match(id_):
+            raise InvalidArgument(f"invalid container id {id_!r}")
+        return self.state_root / id_
+
+    # -- create -------------------------------------------------------------------
+
+    def create(self, id: str, bundle: str | Path, *, stdin: Stdio = None, stdout: Stdio = None,
+               stderr: Stdio = None, console_socket: str | None = None,
+               pid_file: str | None = None) -> int:
+        d = self._dir(id)
+        if d.exists():
+            raise Conflict(f"container with id exists: {id}")
+        b = bundle_mod.load(bundle)
+        kernel = find_kernel()
+        qemu_bin = find_qemu()
+        initrd = ensure_initramfs(self.vm_dir, kernel)
+        acc = accel_mod.choose(self.vm_dir, qemu_bin, kernel, str(initrd))
+        if acc.name != "kvm":
+            print(acc.notice, file=self.notice, flush=True)
+        d.mkdir(parents=True)
+        try:
+            return self._create(id, d, b, kernel.image, qemu_bin, str(initrd), acc,
+                                _fd(stdin, os.open(os.devnull, os.O_RDONLY)),
+                                _fd(stdout, 1), _fd(stderr, 2), pid_file)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+
+    def _create(self, id_: str, d: Path, b: bundle_mod.VMBundle, kernel: str, qemu_bin: str,
+                initrd: str, acc: accel_mod.Accel, fin: int, fout: int, ferr: int,
+                pid_file: str | None) -> int:
+        disk, cached = "", False
+        filesystems: list[qemu_mod.VirtioFS] = []
+        virtiofsd: list[tuple[list[str], str]] = []
+        vfsd = ""
+        if b.rootfs_mode == "virtiofs" or b.shares:
+            vfsd = find_virtiofsd()
+        if b.rootfs_mode == "virtiofs":
+            sock = str(d / "fs-rootfs.sock")
+            filesystems.append(qemu_mod.VirtioFS("rootfs", sock))
+            virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, str(b.rootfs)), sock))
+        else:
+            path, cached = ensure_image(b.rootfs, b.rootfs_mode, self.vm_dir / "images", b.cache_key, d)
+            disk = str(path)
+        for sh in b.shares:
+            sock = str(d / f"fs-{sh.tag}.sock")
+            filesystems.append(qemu_mod.VirtioFS(sh.tag, sock))
+            virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, sh.source, sh.readonly), sock))
+        cmdline = qemu_mod.kernel_cmdline(
+            root=b.rootfs_mode, hostname=bundle_mod.safe_hostname(b.hostname),
+            network=b.network, tsc_khz=tsc_khz() if acc.name == "tcg" else 0,
+            debug=self.config.debug)
+        machine = qemu_mod.Machine(
+            qemu=qemu_bin, kernel=kernel, initrd=initrd, cmdline=cmdline,
+            agent_socket=str(d / "agent.sock"), console_log=str(d / "console.log"),
+            accel=acc.name, memory_mib=b.memory_mib, cpus=b.cpus, disk=disk,
+            filesystems=tuple(filesystems), network=b.network, ports=b.ports)
+        p = b.process
+        plan = {
+            "id": id_,
+            "bundle": str(b.bundle),
+            "qemu_argv": qemu_mod.argv(machine),
+            "virtiofsd": virtiofsd,
+            "agent_socket": machine.agent_socket,
+            "ctl_socket": str(d / "ctl.sock"),
+            "process": {"args": list(p.args), "env": list(p.env), "cwd": p.cwd, "uid": p.uid,
+                        "gid": p.gid, "additional_gids": list(p.additional_gids),
+                        "terminal": p.terminal},
+            "shares": [{"tag": s.tag, "target": s.target, "readonly": s.readonly} for s in b.shares],
+            "files": [{"target": f.target, "mode": f.mode,
+                       "content": base64.b64encode(f.content).decode()} for f in b.files],
+            "accelerator": acc.name,
+            "accelerator_reason": acc.reason,
+            "rootfs": b.rootfs_mode,
+            "disk": disk,
+            "disk_cached": cached,
+            "memory_mib": b.memory_mib,
+            "cpus": b.cpus,
+            "annotations": b.annotations,
+            "boot_timeout": 120 if acc.name == "tcg" else 30,
+        }
+        (d / "plan.json").write_text(json.dumps(plan))
+        rfd, wfd = os.pipe()
+        try:
+            shim = subprocess.Popen(
+                [sys.executable, "-m", "pallet.vm.shim", str(d), str(wfd)],
+                stdin=fin, stdout=fout, stderr=ferr, pass_fds=(wfd,), start_new_session=True,
+                cwd="/",
+            )
+        finally:
+            os.close(wfd)
+        with os.fdopen(rfd, "rb") as r:
+            answer = r.readline().decode().strip()
+        if answer != "ok":
+            shim.wait()
+            raise RuntimeFailure(answer.removeprefix("error: ") or "the VM shim failed to start")
+        (d / "shim.pid").write_text(str(shim.pid))
+        if pid_file:
+            Path(pid_file).write_text(str(shim.pid))
+        self._children = getattr(self, "_children", {})
+        self._children[id_] = shim
+        return shim.pid
+
+    # -- control ------------------------------------------------------------------
+
+    def _request(self, id_: str, req: dict[str, Any], fds: list[int] | None = None,
+                 timeout: float | None = 30) -> dict[str, Any]:
+        d = self._dir(id_)
+        if not d.exists():
+            raise ContainerNotFound(id_)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(d / "ctl.sock"))
+            socket.send_fds(s, [json.dumps(req).encode()], fds or [])
+            line = s.makefile("rb").readline()
+        except OSError as e:
+            raise RuntimeFailure(f"container {id_} is not running: {e.strerror or e}") from None
+        finally:
+            s.close()
+        if not line:
+            raise RuntimeFailure(f"container {id_}: the VM stopped")
+        msg: dict[str, Any] = json.loads(line)
+        if "error" in msg:
+            raise RuntimeFailure(msg["error"])
+        return msg
+
+    def start(self, id: str) -> None:
+        st = self.state(id)
+        if st.status != "created":
+            raise Conflict(f"cannot start a container that is {st.status}")
+        self._request(id, {"op": "start"})
+
+    def kill(self, id: str, sig: int | str = signals.SIGTERM, all: bool = False) -> None:
+        num = _signum(sig)
+        st = self.state(id)
+        if st.status == "stopped":
+            raise Conflict(f"container {id} is not running")
+        if num == signals.SIGKILL:
+            # no need for the guest's cooperation
+            plan = self._plan(id)
+            qpid = self._raw_state(id).get("qemu_pid", 0)
+            if qpid and _alive(qpid) and _cmdline_has(qpid, plan["agent_socket"]):
+                os.kill(qpid, signals.SIGKILL)
+                with contextlib.suppress(RuntimeFailure):
+                    self._request(id, {"op": "kill", "signal": num}, timeout=5)
+                return
+        self._request(id, {"op": "kill", "signal": num})
+
+    def exec(self, id: str, process: dict[str, Any], *, stdin: Stdio = None, stdout: Stdio = None,
+             stderr: Stdio = None, console_socket: str | None = None,
+             detach: bool = False) -> int:
+        """Run another process in the guest; returns its exit status (0 at once with detach)."""
+        user = process.get("user") or {}
+        spec = {"args": list(process.get("args") or ()), "env": list(process.get("env") or ()),
+                "cwd": process.get("cwd") or "/", "uid": int(user.get("uid", 0)),
+                "gid": int(user.get("gid", 0)),
+                "additional_gids": [int(g) for g in user.get("additionalGids") or ()],
+                "terminal": bool(process.get("terminal", False))}
+        if not spec["args"]:
+            raise InvalidArgument("no command specified")
+        d = self._dir(id)
+        if self.state(id).status != "running":
+            raise Conflict(f"container {id} is not running")
+        nul = os.open(os.devnull, os.O_RDWR)
+        fds = [_fd(stdin, nul), _fd(stdout, nul if detach else 1), _fd(stderr, nul if detach else 2)]
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(str(d / "ctl.sock"))
+            socket.send_fds(s, [json.dumps({"op": "exec", "process": spec}).encode()], fds)
+            f = s.makefile("rb")
+            first = json.loads(f.readline() or b'{"error": "the VM stopped"}')
+            if "error" in first:
+                raise RuntimeFailure(first["error"])
+            if detach:
+                return 0
+            last = json.loads(f.readline() or b'{"exit": 137}')
+            return int(last.get("exit", 137))
+        finally:
+            if not detach:
+                s.close()
+            os.close(nul)
+
+    # -- state ----------------------------------------------------------------------
+
+    def _plan(self, id_: str) -> dict[str, Any]:
+        try:
+            plan: dict[str, Any] = json.loads((self._dir(id_) / "plan.json").read_text())
+            return plan
+        except FileNotFoundError:
+            raise ContainerNotFound(id_) from None
+
+    def _raw_state(self, id_: str) -> dict[str, Any]:
+        try:
+            st: dict[str, Any] = json.loads((self._dir(id_) / "state.json").read_text())
+            return st
+        except (FileNotFoundError, ValueError):
+            return {"status": "creating"}
+
+    def state(self, id: str) -> VMState:
+        plan = self._plan(id)
+        raw = self._raw_state(id)
+        status = raw.get("status", "creating")
+        shim_pid = int(raw.get("shim_pid", 0))
+        self._reap(id)
+        if status in ("created", "running", "creating") and not (
+            _alive(shim_pid) and _cmdline_has(shim_pid, str(self._dir(id)))
+        ):
+            status = "stopped"
+        return VMState(
+            id=id, status=status, pid=shim_pid if status != "stopped" else 0,
+            bundle=plan["bundle"], exit_code=raw.get("exit_code"), kernel=raw.get("kernel", ""),
+            accelerator=plan["accelerator"], rootfs=plan["rootfs"], memory_mib=plan["memory_mib"],
+            cpus=plan["cpus"], boot_seconds=raw.get("boot_seconds"), error=raw.get("error", ""),
+            annotations=plan.get("annotations", {}))
+
+    def _reap(self, id_: str) -> None:
+        child = getattr(self, "_children", {}).get(id_)
+        if child is not None:
+            child.poll()
+
+    def wait(self, id: str, timeout: float | None = None) -> int:
+        """Block until the container's process ends; its exit status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        child = getattr(self, "_children", {}).get(id)
+        while True:
+            if child is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=0.05)
+            st = self.state(id)
+            if st.status == "stopped":
+                return st.exit_code if st.exit_code is not None else 255
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"container {id} still running")
+            if child is None:
+                time.sleep(0.05)
+
+    def delete(self, id: str, force: bool = False) -> None:
+        d = self._dir(id)
+        if not d.exists():
+            raise ContainerNotFound(id)
+        st = self.state(id)
+        if st.status != "stopped" and not force:
+            raise Conflict(f"cannot delete container {id} that is not stopped: {st.status}")
+        plan = self._plan(id)
+        raw = self._raw_state(id)
+        pids = [int(raw.get("qemu_pid", 0)), *[int(p) for p in raw.get("helper_pids", [])],
+                int(raw.get("shim_pid", 0))]
+        for pid in pids:
+            if _alive(pid) and (_cmdline_has(pid, str(d)) or _cmdline_has(pid, plan["agent_socket"])):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signals.SIGKILL)
+        child = getattr(self, "_children", {}).pop(id, None)
+        if child is not None:
+            child.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(p) and _cmdline_has(p, str(d)) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def list(self) -> list[str]:
+        if not self.state_root.is_dir():
+            return []
+        return sorted(p.name for p in self.state_root.iterdir() if (p / "plan.json").exists())
+
+
+def _signum(sig: int | str) -> int:
+    if isinstance(sig, int):
+        return sig
+    s = sig.upper()
+    if s.isdigit():
+        return int(s)
+    name = s if s.startswith("SIG") else "SIG" + s
+    try:
+        return int(signals.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal: {sig}") from None
