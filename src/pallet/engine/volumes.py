@@ -91,7 +91,7 @@ class VolumeService:
         return Volume(name, self.dir / name / "_data", doc.get("CreatedAt", ""),
                       dict(doc.get("Labels") or {}), dict(doc.get("Options") or {}))
 
-    def list(self) -> list[Volume]:
+    def all(self) -> list[Volume]:
         out = []
         try:
             names = sorted(os.listdir(self.dir))
@@ -134,7 +134,7 @@ class VolumeService:
         used = self.users()
         removed: list[str] = []
         size = 0
-        for v in self.list():
+        for v in self.all():
             if v.name in used or (not all_volumes and not v.anonymous):
                 continue
             if not _labels_match(v.labels, label_filters):
