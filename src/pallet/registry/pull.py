@@ -135,7 +135,7 @@ def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
                 with reg.stream("GET", url, scope=scope_for(path), headers=headers,
                                 ok=(200, 206), what=f"blob {desc.digest}") as resp:
                     skip = got if resp.status_code == 200 else 0
-                    for chunk in resp.iter_raw(CHUNK):
+                    for chunk in resp.iter_raw():
                         if skip:
                             if len(chunk) <= skip:
                                 skip -= len(chunk)
