@@ -13,6 +13,7 @@ in), and pallet's VM annotations:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -95,9 +96,15 @@ def parse_ports(text: str) -> tuple[PortForward, ...]:
             ip, hp, gp = parts
         else:
             raise InvalidArgument(f"invalid port mapping for a VM: {item!r} (host port required)")
-        if not (hp.isdigit() and gp.isdigit()):
+        ip = ip.strip("[]")
+        if not (hp.isdigit() and gp.isdigit()) or not (0 < int(hp) < 65536 and 0 < int(gp) < 65536):
             raise InvalidArgument(f"invalid port mapping for a VM: {item!r}")
-        out.append(PortForward(ip.strip("[]"), int(hp), int(gp), proto))
+        if ip:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise InvalidArgument(f"invalid IP address in port mapping: {item!r}") from None
+        out.append(PortForward(ip, int(hp), int(gp), proto))
     return tuple(out)
 
 

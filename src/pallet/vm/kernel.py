@@ -66,6 +66,8 @@ def find_virtiofsd() -> str:
 
 def tsc_khz(cpuinfo: str | None = None) -> int:
     """The host's TSC rate in kHz (TCG guests boot reliably only when told it), 0 if unknown."""
+    if cpuinfo is not None:
+        return tsc_khz_from_cpuinfo(cpuinfo)
     try:
         text = Path("/sys/devices/system/cpu/cpu0/tsc_freq_khz").read_text()
         return int(text.strip())
@@ -76,5 +78,9 @@ def tsc_khz(cpuinfo: str | None = None) -> int:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return 0
+    return tsc_khz_from_cpuinfo(cpuinfo)
+
+
+def tsc_khz_from_cpuinfo(cpuinfo: str) -> int:
     m = re.search(r"^cpu MHz\s*:\s*([0-9.]+)", cpuinfo, re.M)
     return int(float(m.group(1)) * 1000) if m else 0

@@ -73,7 +73,7 @@ def hostfwd(p: PortForward) -> str:
 def argv(m: Machine) -> list[str]:
     """QEMU's command line for a microvm guest with no firmware, display or default devices."""
     shared_mem = bool(m.filesystems)
-    machine = "microvm,x-option-roms=off,rtc=off,isa-serial=on"
+    machine = "microvm,x-option-roms=off,isa-serial=on"
     if shared_mem:
         machine += ",memory-backend=mem"
     out = [

@@ -1,0 +1,182 @@
+"""The VM runtime on a real QEMU guest: a bundle made from the busybox rootfs.
+
+Slow: every test boots a microvm (about 2 s with KVM unavailable and TCG in use).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet.config import Config
+from pallet.vm import accel
+from pallet.vm.initramfs import ensure_initramfs
+from pallet.vm.kernel import find_kernel, find_qemu
+from pallet.vm.runtime import VMRuntime
+from tests.support.images import busybox_available, make_busybox_rootfs
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="needs qemu-system-x86"),
+    pytest.mark.skipif(not busybox_available(), reason="needs Debian's busybox-static"),
+]
+
+
+@pytest.fixture(scope="session")
+def vm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initramfs build and one accelerator probe for the whole session."""
+    if os.geteuid() != 0:
+        pytest.skip("VM tests need root")
+    try:
+        kernel = find_kernel()
+        qemu = find_qemu()
+    except Exception as e:
+        pytest.skip(str(e))
+    d = tmp_path_factory.mktemp("vm-cache")
+    initrd = ensure_initramfs(d, kernel)
+    a = accel.choose(d, qemu, kernel, str(initrd))
+    assert a.name in ("kvm", "tcg") and a.reason
+    return d
+
+
+@pytest.fixture
+def rt(pallet_root: Path, vm_cache: Path) -> Iterator[VMRuntime]:
+    (pallet_root / "vm").symlink_to(vm_cache)
+    r = VMRuntime(Config(root=pallet_root, run_root=pallet_root / "run"))
+    yield r
+    for cid in r.list():
+        r.delete(cid, force=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_busybox_rootfs(tmp_path_factory.mktemp("bb") / "rootfs")
+
+
+def make_bundle(tmp_path: Path, rootfs: Path, args: list[str], **kw: Any) -> Path:
+    b = tmp_path / "bundle"
+    b.mkdir()
+    (b / "rootfs").symlink_to(rootfs)
+    proc: dict[str, Any] = {"args": args, "env": ["PATH=/bin:/usr/bin"], "cwd": "/",
+                            "user": {"uid": 0, "gid": 0}}
+    proc.update(kw.pop("process", {}))
+    cfg: dict[str, Any] = {"ociVersion": "1.0.2", "process": proc,
+                           "root": {"path": str(rootfs)}, "hostname": "guest"}
+    cfg.update(kw)
+    (b / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+def leftovers(rt: VMRuntime, cid: str) -> list[str]:
+    """Processes, sockets and files of a container that are still there."""
+    d = str(rt.state_root / cid)
+    out = [d] if os.path.exists(d) else []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if d.encode() in cmd:
+            out.append(f"pid {pid}: {cmd[:120]!r}")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_guest_kernel_process_io_env_user_workdir_memory(
+    rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    script = ("uname -r; id -u; id -g; pwd; echo \"FOO=$FOO\"; hostname; "
+              "grep MemTotal /proc/meminfo; echo to-stderr >&2; exit 7")
+    b = make_bundle(
+        tmp_path, busybox_rootfs, ["sh", "-c", script],
+        process={"env": ["PATH=/bin", "FOO=bar baz"], "cwd": "/home/app",
+                 "user": {"uid": 1000, "gid": 1000}},
+        linux={"resources": {"memory": {"limit": 192 * 1024 * 1024}}},
+    )
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        rt.create("t1", b, stdout=fo, stderr=fe)
+    st = rt.state("t1")
+    assert st.status == "created" and st.kernel and st.accelerator in ("kvm", "tcg")
+    rt.start("t1")
+    assert rt.wait("t1", timeout=60) == 7
+    lines = out.read_text().splitlines()
+    assert lines[0] == st.kernel
+    assert lines[0] != os.uname().release  # the guest runs its own kernel
+    assert lines[1:6] == ["1000", "1000", "/home/app", "FOO=bar baz", "guest"]
+    mem_kib = int(lines[6].split()[1])
+    assert 100 * 1024 < mem_kib <= 192 * 1024  # the VM's RAM is --memory
+    assert err.read_text() == "to-stderr\n"
+    assert rt.state("t1").exit_code == 7
+    rt.delete("t1")
+    assert leftovers(rt, "t1") == []
+
+
+def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path) -> None:
+    port = free_port()
+    serve = "mkdir -p /www && echo hello-from-vm > /www/index.html && exec httpd -f -p 80 -h /www"
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", serve],
+                    annotations={"org.pallet.vm.rootfs": "virtiofs",
+                                 "org.pallet.vm.publish": f"127.0.0.1:{port}:80"})
+    with open(os.devnull, "wb") as null:
+        rt.create("t2", b, stdout=null, stderr=null)
+    rt.start("t2")
+    body = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                body = r.read().decode()
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert body == "hello-from-vm\n"
+    # exec through the control channel
+    out = tmp_path / "exec.out"
+    with open(out, "wb") as fo:
+        assert rt.exec("t2", {"args": ["sh", "-c", "cat /www/index.html; exit 4"]}, stdout=fo) == 4
+        assert rt.exec("t2", {"args": ["no-such-command"]}, stdout=fo, stderr=fo) == 127
+    text = out.read_text()
+    assert text.startswith("hello-from-vm\n") and "executable file not found" in text
+    # stop: SIGTERM reaches the process, the guest powers itself off
+    qemu_pid = json.loads((rt.state_root / "t2" / "state.json").read_text())["qemu_pid"]
+    rt.kill("t2", signal.SIGTERM)
+    assert rt.wait("t2", timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{qemu_pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reboot: Power down" in (rt.state_root / "t2" / "console.log").read_text()
+    rt.delete("t2")
+    assert leftovers(rt, "t2") == []
+
+
+def test_kill_ends_the_vm_and_delete_leaves_nothing(
+    rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "1000"],
+                    annotations={"org.pallet.vm.rootfs": "ext4"})
+    rt.create("t3", b)
+    image = rt.state_root / "t3" / "rootfs.ext4"
+    assert image.exists()
+    rt.start("t3")
+    assert rt.state("t3").status == "running"
+    rt.kill("t3", "KILL")
+    assert rt.wait("t3", timeout=30) == 137
+    rt.delete("t3")
+    assert not image.exists()
+    assert leftovers(rt, "t3") == []

@@ -1,0 +1,196 @@
+"""Pure builders of the VM runtime: QEMU argv, kernel command line, initramfs, mkfs commands."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from pallet.vm import initramfs, qemu, rootfs
+from pallet.vm.bundle import PortForward
+from pallet.vm.kernel import Kernel, find_kernel, tsc_khz
+
+
+def machine(**kw: object) -> qemu.Machine:
+    base: dict[str, object] = dict(
+        qemu="/usr/bin/qemu-system-x86_64",
+        kernel="/boot/vmlinuz",
+        initrd="/var/lib/pallet/vm/initramfs.img",
+        cmdline="console=ttyS0",
+        agent_socket="/run/x/agent.sock",
+        console_log="/run/x/console.log",
+    )
+    base.update(kw)
+    return qemu.Machine(**base)  # type: ignore[arg-type]
+
+
+def opt(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_argv_microvm_without_firmware_or_defaults() -> None:
+    a = qemu.argv(machine(memory_mib=512, cpus=2))
+    assert a[0] == "/usr/bin/qemu-system-x86_64"
+    assert opt(a, "-M")[0].startswith("microvm,")
+    assert "-nodefaults" in a and "-no-user-config" in a and "-no-reboot" in a
+    assert opt(a, "-kernel") == ["/boot/vmlinuz"]
+    assert opt(a, "-m") == ["512M"]
+    assert opt(a, "-smp") == ["2"]
+    assert opt(a, "-accel") == ["tcg"] and opt(a, "-cpu") == ["max"]
+    assert "chardev:console" in opt(a, "-serial")
+    assert "socket,id=agent,path=/run/x/agent.sock,server=on,wait=off" in opt(a, "-chardev")
+    assert "virtserialport,chardev=agent,name=pallet.agent" in opt(a, "-device")
+
+
+def test_argv_kvm_uses_host_cpu() -> None:
+    a = qemu.argv(machine(accel="kvm"))
+    assert opt(a, "-accel") == ["kvm"] and opt(a, "-cpu") == ["host"]
+
+
+def test_argv_block_root_is_read_only() -> None:
+    a = qemu.argv(machine(disk="/img/root.erofs"))
+    assert "id=root,file=/img/root.erofs,format=raw,if=none,readonly=on" in opt(a, "-drive")
+    assert "virtio-blk-device,drive=root" in opt(a, "-device")
+    assert "-object" not in a  # no shared memory without virtio-fs
+
+
+def test_argv_virtiofs_needs_shared_memory_and_modern_mmio() -> None:
+    fs = (qemu.VirtioFS("rootfs", "/run/x/fs.sock"),)
+    a = qemu.argv(machine(filesystems=fs, memory_mib=300))
+    assert "memory-backend=mem" in opt(a, "-M")[0]
+    assert "memory-backend-memfd,id=mem,size=300M,share=on" in opt(a, "-object")
+    assert "virtio-mmio.force-legacy=false" in opt(a, "-global")
+    assert "vhost-user-fs-device,chardev=fs0,tag=rootfs" in opt(a, "-device")
+    assert "socket,id=fs0,path=/run/x/fs.sock" in opt(a, "-chardev")
+
+
+def test_argv_network_and_port_forwards() -> None:
+    ports = (PortForward("127.0.0.1", 8080, 80), PortForward("", 5353, 53, "udp"))
+    a = qemu.argv(machine(ports=ports))
+    assert opt(a, "-netdev") == ["user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53"]
+    assert "virtio-net-device,netdev=net0" in opt(a, "-device")
+    assert "-netdev" not in qemu.argv(machine(network=False))
+
+
+def test_kernel_cmdline() -> None:
+    c = qemu.kernel_cmdline(root="erofs", hostname="web", tsc_khz=2600000).split()
+    assert "console=ttyS0" in c and "quiet" in c and "panic=-1" in c
+    assert "tsc_early_khz=2600000" in c
+    assert "pallet.root=erofs" in c and "pallet.hostname=web" in c and "pallet.net=1" in c
+    c2 = qemu.kernel_cmdline(root="virtiofs", network=False, probe=True, debug=True).split()
+    assert "pallet.net=1" not in c2 and "pallet.probe=1" in c2 and "quiet" not in c2
+    assert not any(a.startswith("tsc_early_khz") for a in c2)
+
+
+def test_virtiofsd_argv_both_daemons() -> None:
+    c = qemu.virtiofsd_argv("/usr/lib/qemu/virtiofsd", "/s.sock", "/src")
+    assert c == ["/usr/lib/qemu/virtiofsd", "--socket-path=/s.sock", "-o", "source=/src,cache=auto"]
+    r = qemu.virtiofsd_argv("/usr/libexec/virtiofsd", "/s.sock", "/src", readonly=True)
+    assert "--shared-dir=/src" in r and "--readonly" in r
+
+
+def test_tsc_from_cpuinfo() -> None:
+    assert tsc_khz("processor: 0\ncpu MHz\t\t: 2599.998\n") == 2599998
+    assert tsc_khz("processor: 0\n") == 0
+
+
+def fake_kernel(tmp_path: Path) -> Kernel:
+    mods = tmp_path / "modules"
+    for m in initramfs.MODULES:
+        p = mods / "kernel" / f"{m}.ko"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"\x7fELF" + m.encode())
+    return Kernel(str(tmp_path / "vmlinuz"), "6.1.0-test", str(mods))
+
+
+def test_initramfs_file_list(tmp_path: Path) -> None:
+    agent = tmp_path / "agent"
+    agent.write_bytes(b"agent")
+    entries = initramfs.file_list(fake_kernel(tmp_path), str(agent), busybox=str(agent))
+    paths = [e.path for e in entries]
+    assert "init" in paths and "bin/busybox" in paths and "bin/pallet-agent" in paths
+    assert "lib/modules/virtio_mmio.ko" in paths and "lib/modules/erofs.ko" in paths
+    order = next(e for e in entries if e.path == "lib/modules/order").data.decode().split()
+    # dependencies load first
+    assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_mmio")
+    assert order.index("fuse") < order.index("virtiofs")
+    assert order.index("libcrc32c") < order.index("erofs")
+    # parents come before children
+    for p in paths:
+        parent = os.path.dirname(p)
+        assert not parent or parent in paths[: paths.index(p)]
+
+
+def parse_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
+    out: dict[str, tuple[int, bytes]] = {}
+    f = io.BytesIO(data)
+    while True:
+        hdr = f.read(110)
+        assert hdr[:6] == b"070701"
+        fields = [int(hdr[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name = f.read(namesize)[:-1].decode()
+        f.read((4 - (110 + namesize) % 4) % 4)
+        body = f.read(size)
+        f.read((4 - size % 4) % 4)
+        if name == "TRAILER!!!":
+            return out
+        out[name] = (mode, body)
+
+
+def test_cpio_newc_archive(tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"12345")
+    entries = [
+        initramfs.Entry("bin", "dir"),
+        initramfs.Entry("bin/f", "file", 0o755, source=str(src)),
+        initramfs.Entry("bin/sh", "symlink", 0o777, target="busybox"),
+        initramfs.Entry("dev/console", "chr", 0o600, rdev=(5, 1)),
+        initramfs.Entry("init", "file", 0o755, data=b"#!/bin/sh\n"),
+    ]
+    got = parse_newc(initramfs.write_cpio(entries))
+    assert got["bin"][0] == 0o040755
+    assert got["bin/f"] == (0o100755, b"12345")
+    assert got["bin/sh"] == (0o120777, b"busybox")
+    assert got["dev/console"][0] == 0o020600
+    assert got["init"][1] == b"#!/bin/sh\n"
+
+
+def test_init_script_reads_pallet_parameters() -> None:
+    s = initramfs.init_script()
+    assert s.startswith("#!/bin/sh\n")
+    for p in ("pallet.root=", "pallet.hostname=", "pallet.net=", "pallet.probe="):
+        assert p in s
+    assert "exec /bin/pallet-agent" in s
+    assert initramfs.AGENT_PORT in s
+
+
+def test_mkfs_commands() -> None:
+    assert rootfs.mkfs_argv("erofs", "mkfs.erofs", "/src", "/out.img") == [
+        "mkfs.erofs", "--quiet", "/out.img", "/src"]
+    e = rootfs.mkfs_argv("ext4", "mkfs.ext4", "/src", "/out.img", 64 * 1024 * 1024)
+    assert e[0] == "mkfs.ext4" and "-d" in e and e[e.index("-d") + 1] == "/src"
+    assert e[-2:] == ["/out.img", "65536k"]
+    with pytest.raises(Exception, match="invalid"):
+        rootfs.mkfs_argv("xfs", "mkfs.xfs", "/s", "/o")
+
+
+def test_ext4_size_has_room() -> None:
+    assert rootfs.ext4_size(100 * 1024 * 1024, 1000) > 125 * 1024 * 1024
+
+
+@pytest.mark.skipif(not os.path.isdir("/lib/modules"), reason="needs a kernel in /boot and /lib/modules")
+def test_find_kernel_on_host() -> None:
+    try:
+        k = find_kernel()
+    except Exception:
+        pytest.skip("no guest kernel installed")
+    assert os.path.exists(k.image) and os.path.isdir(k.modules)
+
+
+def test_gzip_is_deterministic(tmp_path: Path) -> None:
+    data = initramfs.write_cpio([initramfs.Entry("init", "file", data=b"x")])
+    assert gzip.compress(data, mtime=0) == gzip.compress(data, mtime=0)
