@@ -7,11 +7,7 @@ partial blob behind.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +27,7 @@ from pallet.registry.errors import (
 from pallet.registry.pull import pull
 from pallet.registry.transport import Options, Registry
 from tests.support.fake_registry import Faults, fake_registry
-
-
-class DirSink:
-    """Minimal content store: verified ingest then rename, nothing partial left."""
-
-    def __init__(self, d: Path) -> None:
-        self.d = d
-        d.mkdir(parents=True, exist_ok=True)
-
-    def has(self, digest: str) -> bool:
-        return (self.d / digest.split(":")[1]).exists()
-
-    @contextlib.contextmanager
-    def writer(self, digest: str, size: int | None = None) -> Iterator[Any]:
-        tmp = self.d / f"ingest-{digest.split(':')[1]}"
-        h = hashlib.sha256()
-        f = open(tmp, "wb")  # noqa: SIM115
-
-        class W:
-            def write(self, b: bytes) -> None:
-                h.update(b)
-                f.write(b)
-
-        try:
-            yield W()
-            f.close()
-            actual = "sha256:" + h.hexdigest()
-            if actual != digest:
-                raise DigestMismatch(digest, actual)
-            os.rename(tmp, self.d / digest.split(":")[1])
-        except BaseException:
-            f.close()
-            tmp.unlink(missing_ok=True)
-            raise
-
+from tests.support.registry import DirSink
 
 FAST = Options(timeout=1.0, retries=2, backoff=0.01)
 ANON = Credentials()

@@ -7,6 +7,8 @@ directory; it is stopped by its pid.  Used by the registry tests and bench.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import signal
 import socket
@@ -16,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 REGISTRY = "/usr/bin/docker-registry"
 PORTS = range(52000, 52100)
@@ -35,6 +38,56 @@ def free_port(ports: range = PORTS) -> int:
                 continue
             return p
     raise RuntimeError("no free port in 52000-52099")
+
+
+class DirSink:
+    """A minimal content store for client tests: verified ingest, then rename."""
+
+    def __init__(self, d: Path) -> None:
+        self.d = d
+        d.mkdir(parents=True, exist_ok=True)
+
+    def _p(self, digest: str) -> Path:
+        return self.d / digest.split(":")[1]
+
+    def has(self, digest: str) -> bool:
+        return self._p(digest).exists()
+
+    def open(self, digest: str) -> BinaryIO:
+        return open(self._p(digest), "rb")
+
+    def read(self, digest: str) -> bytes:
+        return self._p(digest).read_bytes()
+
+    def put(self, data: bytes) -> str:
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._p(d).write_bytes(data)
+        return d
+
+    @contextlib.contextmanager
+    def writer(self, digest: str, size: int | None = None) -> Iterator[Any]:
+        from pallet.errors import DigestMismatch
+
+        tmp = self.d / f"ingest-{digest.split(':')[1]}"
+        h = hashlib.sha256()
+        f = open(tmp, "wb")  # noqa: SIM115 - closed below
+
+        class W:
+            def write(self, b: bytes) -> None:
+                h.update(b)
+                f.write(b)
+
+        try:
+            yield W()
+            f.close()
+            actual = "sha256:" + h.hexdigest()
+            if actual != digest:
+                raise DigestMismatch(digest, actual)
+            os.rename(tmp, self._p(digest))
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 @dataclass(frozen=True)
