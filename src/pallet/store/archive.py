@@ -380,6 +380,8 @@ def _extract(tf: tarfile.TarFile, dest: Path) -> None:
     """Extract only regular files, directories and in-tree symlinks."""
     root = dest.resolve()
     for m in tf:
+        if ".." in m.name.split("/"):
+            raise UnsafeArchive(m.name, "path leaves the archive")
         name = _clean(m.name)
         if not name or name == ".":
             continue

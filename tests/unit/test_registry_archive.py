@@ -1,0 +1,168 @@
+"""Docker archives and OCI layouts: write, read back, compressed, hostile input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pallet.errors import DigestMismatch, InvalidData, UnsafeArchive
+from pallet.oci import mediatypes as mt
+from pallet.oci.digest import of_bytes
+from pallet.oci.manifest import Descriptor, Manifest, Platform
+from pallet.store import archive
+from tests.support.registry import DirSink
+
+AMD64 = Platform("amd64", "linux")
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_image(sink: DirSink) -> archive.SaveItem:
+    """Two layers: one kept gzip-compressed, one uncompressed (as loaded from Docker)."""
+    l1 = _tar({"etc/hello": b"hello\n"})
+    l2 = _tar({"bin/tool": b"\x7fELF" + b"x" * 5000})
+    gz = gzip.compress(l1, mtime=0)
+    sink.put(gz)
+    sink.put(l2)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": [of_bytes(l1), of_bytes(l2)]}}).encode()
+    sink.put(config)
+    man = Manifest(mt.DOCKER_MANIFEST, Descriptor(mt.DOCKER_CONFIG, of_bytes(config), len(config)),
+                   (Descriptor(mt.DOCKER_LAYER_GZIP, of_bytes(gz), len(gz)),
+                    Descriptor(mt.DOCKER_LAYER, of_bytes(l2), len(l2))))
+    data = man.to_json()
+    sink.put(data)
+    return archive.SaveItem(man, data, mt.DOCKER_MANIFEST, ("app:v1", "reg.example/x/app:2"))
+
+
+def test_docker_archive_round_trip(tmp_path: Path) -> None:
+    src = DirSink(tmp_path / "src")
+    item = make_image(src)
+    out = tmp_path / "img.tar"
+    with open(out, "wb") as f:
+        archive.write_docker_archive(f, [item], src, tmp_path)
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+        manifest = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        repos = json.loads(tf.extractfile("repositories").read())  # type: ignore[union-attr]
+    cfg_name = item.manifest.config.digest.split(":")[1] + ".json"
+    assert manifest[0]["Config"] == cfg_name and cfg_name in names
+    assert manifest[0]["RepoTags"] == ["app:v1", "reg.example/x/app:2"]
+    assert all(p.endswith("/layer.tar") and p in names for p in manifest[0]["Layers"])
+    assert repos["app"]["v1"] == manifest[0]["Layers"][-1].split("/")[0]
+    dst = DirSink(tmp_path / "dst")
+    loaded = archive.load(out, dst, tmp_path, AMD64)
+    assert len(loaded) == 1
+    got = loaded[0]
+    assert got.refs == ("app:v1", "reg.example/x/app:2")
+    assert got.config_digest == item.manifest.config.digest
+    man = Manifest.from_json(got.manifest_bytes)
+    cfg = json.loads(dst.read(man.config.digest))
+    # layers come back uncompressed: their digests are the config's diff_ids
+    assert [d.digest for d in man.layers] == cfg["rootfs"]["diff_ids"]
+    assert all(d.media_type == mt.DOCKER_LAYER for d in man.layers)
+
+
+@pytest.mark.parametrize("compress", ["", "gzip", "zstd", "stream"])
+def test_oci_archive_round_trip(tmp_path: Path, compress: str) -> None:
+    if compress == "zstd" and shutil.which("zstd") is None:
+        pytest.skip("needs zstd")
+    src = DirSink(tmp_path / "src")
+    item = make_image(src)
+    out = tmp_path / "img.tar"
+    with open(out, "wb") as f:
+        archive.write_oci_archive(f, [item], src)
+    if compress == "gzip":
+        out.write_bytes(gzip.compress(out.read_bytes()))
+    elif compress == "zstd":
+        subprocess.run(["zstd", "-q", "-f", "--rm", str(out), "-o", str(out) + ".zst"], check=True)
+        out = Path(str(out) + ".zst")
+    dst = DirSink(tmp_path / "dst")
+    if compress == "stream":
+        with open(out, "rb") as f:
+            loaded = archive.load(_Unseekable(f), dst, tmp_path, AMD64)  # type: ignore[arg-type]
+    else:
+        loaded = archive.load(out, dst, tmp_path, AMD64)
+    assert loaded[0].manifest_bytes == item.manifest_bytes
+    assert {r for x in loaded for r in x.refs} == {"docker.io/library/app:v1",
+                                                   "reg.example/x/app:2"}
+    for d in (item.manifest.config, *item.manifest.layers):
+        assert dst.read(d.digest) == src.read(d.digest)
+    assert not list(tmp_path.glob("load-*")), "temporary extraction left behind"
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, f: io.BufferedReader) -> None:
+        self.f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self.f.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def test_oci_layout_dir(tmp_path: Path) -> None:
+    src = DirSink(tmp_path / "src")
+    item = make_image(src)
+    layout = tmp_path / "layout"
+    archive.write_oci_layout(layout, [item], src)
+    index = json.loads((layout / "index.json").read_text())
+    ann = [m["annotations"] for m in index["manifests"]]
+    assert {"io.containerd.image.name": "docker.io/library/app:v1",
+            "org.opencontainers.image.ref.name": "v1"} in ann
+    dst = DirSink(tmp_path / "dst")
+    loaded = archive.load(layout, dst, tmp_path, AMD64)
+    assert {r for x in loaded for r in x.refs} == {"docker.io/library/app:v1",
+                                                   "reg.example/x/app:2"}
+
+
+def test_diff_id_mismatch_is_refused(tmp_path: Path) -> None:
+    layer = _tar({"a": b"a"})
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}})
+    data = _tar({"l/layer.tar": layer, "c.json": config.encode(),
+                 "manifest.json": json.dumps([{"Config": "c.json", "RepoTags": ["x:1"],
+                                               "Layers": ["l/layer.tar"]}]).encode()})
+    (tmp_path / "a.tar").write_bytes(data)
+    dst = DirSink(tmp_path / "dst")
+    with pytest.raises(DigestMismatch):
+        archive.load(tmp_path / "a.tar", dst, tmp_path, AMD64)
+    assert not [p for p in dst.d.iterdir() if p.name.startswith("ingest-")]
+
+
+def test_path_escape_is_refused(tmp_path: Path) -> None:
+    data = gzip.compress(_tar({"../evil": b"x", "manifest.json": b"[]"}))
+    (tmp_path / "a.tar.gz").write_bytes(data)
+    with pytest.raises(UnsafeArchive):
+        archive.load(tmp_path / "a.tar.gz", DirSink(tmp_path / "dst"), tmp_path, AMD64)
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_not_an_archive(tmp_path: Path) -> None:
+    (tmp_path / "junk").write_bytes(b"this is not a tar" * 100)
+    with pytest.raises(InvalidData):
+        archive.load(tmp_path / "junk", DirSink(tmp_path / "dst"), tmp_path, AMD64)
+    (tmp_path / "empty.tar").write_bytes(_tar({"readme": b"hi"}))
+    with pytest.raises(InvalidData, match="unrecognized image archive"):
+        archive.load(tmp_path / "empty.tar", DirSink(tmp_path / "dst"), tmp_path, AMD64)
