@@ -101,16 +101,17 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
     script = ("uname -r; id -u; id -g; pwd; echo \"FOO=$FOO\"; hostname; "
-              "grep MemTotal /proc/meminfo; echo to-stderr >&2; exit 7")
+              "grep MemTotal /proc/meminfo; echo to-stderr >&2; read line; echo \"in=$line\"; exit 7")
     b = make_bundle(
         tmp_path, busybox_rootfs, ["sh", "-c", script],
         process={"env": ["PATH=/bin", "FOO=bar baz"], "cwd": "/home/app",
                  "user": {"uid": 1000, "gid": 1000}},
         linux={"resources": {"memory": {"limit": 192 * 1024 * 1024}}},
     )
-    out, err = tmp_path / "out", tmp_path / "err"
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        rt.create("t1", b, stdout=fo, stderr=fe)
+    out, err, inp = tmp_path / "out", tmp_path / "err", tmp_path / "in"
+    inp.write_text("from-host-stdin\n")
+    with open(out, "wb") as fo, open(err, "wb") as fe, open(inp, "rb") as fi:
+        rt.create("t1", b, stdin=fi, stdout=fo, stderr=fe)
     st = rt.state("t1")
     assert st.status == "created" and st.kernel and st.accelerator in ("kvm", "tcg")
     rt.start("t1")
@@ -121,6 +122,7 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     assert lines[1:6] == ["1000", "1000", "/home/app", "FOO=bar baz", "guest"]
     mem_kib = int(lines[6].split()[1])
     assert 100 * 1024 < mem_kib <= 192 * 1024  # the VM's RAM is --memory
+    assert lines[7] == "in=from-host-stdin"
     assert err.read_text() == "to-stderr\n"
     assert rt.state("t1").exit_code == 7
     rt.delete("t1")
@@ -165,18 +167,51 @@ def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busyb
     assert leftovers(rt, "t2") == []
 
 
-def test_kill_ends_the_vm_and_delete_leaves_nothing(
+def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
-    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "1000"],
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "tty; stty size; exec sleep 1000"],
+                    process={"terminal": True},
                     annotations={"org.pallet.vm.rootfs": "ext4"})
-    rt.create("t3", b)
+    # the console socket receives the pty master, as with runc
+    console = tmp_path / "console.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(console))
+    listener.listen(1)
+    listener.settimeout(60)
+    got: dict[str, int] = {}
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
+        got["master"] = fds[0]
+        conn.close()
+
+    import threading
+
+    t = threading.Thread(target=accept)
+    t.start()
+    rt.create("t3", b, console_socket=str(console))
+    t.join(5)
+    listener.close()
+    master = got["master"]
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
     image = rt.state_root / "t3" / "rootfs.ext4"
     assert image.exists()
     rt.start("t3")
     assert rt.state("t3").status == "running"
+    seen = b""
+    deadline = time.monotonic() + 20
+    while b"33 101" not in seen and time.monotonic() < deadline:
+        seen += os.read(master, 1024)
+    assert b"/dev/pts/0" in seen and b"33 101" in seen
     rt.kill("t3", "KILL")
     assert rt.wait("t3", timeout=30) == 137
+    os.close(master)
     rt.delete("t3")
     assert not image.exists()
     assert leftovers(rt, "t3") == []

@@ -116,16 +116,18 @@ class VMRuntime:
             print(acc.notice, file=self.notice, flush=True)
         d.mkdir(parents=True)
         try:
+            if b.process.terminal and not console_socket:
+                raise InvalidArgument("a terminal was requested but no console socket was given")
             return self._create(id, d, b, kernel.image, qemu_bin, str(initrd), acc,
                                 _fd(stdin, os.open(os.devnull, os.O_RDONLY)),
-                                _fd(stdout, 1), _fd(stderr, 2), pid_file)
+                                _fd(stdout, 1), _fd(stderr, 2), pid_file, console_socket or "")
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
 
     def _create(self, id_: str, d: Path, b: bundle_mod.VMBundle, kernel: str, qemu_bin: str,
                 initrd: str, acc: accel_mod.Accel, fin: int, fout: int, ferr: int,
-                pid_file: str | None) -> int:
+                pid_file: str | None, console_socket: str) -> int:
         disk, cached = "", False
         filesystems: list[qemu_mod.VirtioFS] = []
         virtiofsd: list[tuple[list[str], str]] = []
@@ -160,6 +162,7 @@ class VMRuntime:
             "virtiofsd": virtiofsd,
             "agent_socket": machine.agent_socket,
             "ctl_socket": str(d / "ctl.sock"),
+            "console_socket": console_socket,
             "process": {"args": list(p.args), "env": list(p.env), "cwd": p.cwd, "uid": p.uid,
                         "gid": p.gid, "additional_gids": list(p.additional_gids),
                         "terminal": p.terminal},
@@ -234,14 +237,15 @@ class VMRuntime:
         if st.status == "stopped":
             raise Conflict(f"container {id} is not running")
         if num == signals.SIGKILL:
-            # no need for the guest's cooperation
-            plan = self._plan(id)
-            qpid = self._raw_state(id).get("qemu_pid", 0)
-            if qpid and _alive(qpid) and _cmdline_has(qpid, plan["agent_socket"]):
-                os.kill(qpid, signals.SIGKILL)
-                with contextlib.suppress(RuntimeFailure):
-                    self._request(id, {"op": "kill", "signal": num}, timeout=5)
-                return
+            # the shim kills QEMU; should it not answer, do it without its help
+            try:
+                self._request(id, {"op": "kill", "signal": num}, timeout=5)
+            except RuntimeFailure:
+                plan = self._plan(id)
+                qpid = self._raw_state(id).get("qemu_pid", 0)
+                if qpid and _alive(qpid) and _cmdline_has(qpid, plan["agent_socket"]):
+                    os.kill(qpid, signals.SIGKILL)
+            return
         self._request(id, {"op": "kill", "signal": num})
 
     def exec(self, id: str, process: dict[str, Any], *, stdin: Stdio = None, stdout: Stdio = None,

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
+import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,7 @@ class Shim:
         self.killed = False
         self.quitting = False
         self.pending_start: socket.socket | None = None
+        self.tty_fd = -1
 
     # -- state -------------------------------------------------------------------
 
@@ -82,6 +87,37 @@ class Shim:
         assert self.sock is not None
         with self.lock:
             self.sock.sendall(proto.encode(type_, id_, payload))
+
+    # -- terminal -------------------------------------------------------------------
+
+    def setup_terminal(self) -> None:
+        """With a tty: a host pty whose master goes to the console socket (as runc does).
+
+        The shim becomes the slave's session leader so that a resize by the holder of
+        the master reaches it as SIGWINCH, and forwards the size to the guest's pty.
+        """
+        path = self.plan.get("console_socket") or ""
+        if not (self.plan["process"].get("terminal") and path):
+            return
+        master, slave = os.openpty()
+        ctty = os.open(os.ttyname(slave), os.O_RDWR)  # session leader: acquires the ctty
+        os.close(slave)
+        tty.setraw(ctty)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            socket.send_fds(s, [b"pallet-vm-console"], [master])
+        os.close(master)
+        self.sessions[0] = Session(0, ctty, ctty, ctty)
+        self.tty_fd = ctty
+
+    def send_winsize(self) -> None:
+        if self.tty_fd < 0 or self.state.get("status") != "running":
+            return
+        with contextlib.suppress(OSError):
+            packed = fcntl.ioctl(self.tty_fd, termios.TIOCGWINSZ, b"\0" * 8)
+            rows, cols = struct.unpack("HHHH", packed)[:2]
+            if rows and cols:
+                self.send(proto.WINSIZE, 0, f"{rows} {cols}".encode())
 
     # -- boot ---------------------------------------------------------------------
 
@@ -159,6 +195,7 @@ class Shim:
             s.pid = int(f.payload or b"0")
             if f.id == 0:
                 self.save(status="running", guest_pid=s.pid, started_at=time.time())
+                self.send_winsize()
                 if self.pending_start is not None:
                     self.reply(self.pending_start, {"ok": True, "pid": s.pid})
                     self.pending_start = None
@@ -319,6 +356,7 @@ class Shim:
                 elif kind == "signal":
                     for b in os.read(rfd, 64):
                         if b == signal.SIGWINCH:
+                            self.send_winsize()
                             continue
                         self.kill(b)
                 elif kind == "qemu":
@@ -328,6 +366,7 @@ class Shim:
         self.qemu.wait()
         code = self.state.get("exit_code")
         if code is None:
+            self.killed = self.killed or self.qemu.returncode == -signal.SIGKILL
             code = 137 if self.killed else 255
             self.save(status="stopped", exit_code=code, finished_at=time.time(),
                       error="" if self.killed else self.boot_failure("the VM stopped").replace(
@@ -376,6 +415,7 @@ def main() -> None:
     sync_fd = int(sys.argv[2])
     shim = Shim(state_dir)
     try:
+        shim.setup_terminal()
         shim.boot()
     except Exception as e:  # report any boot failure to the creator, then clean up
         if shim.qemu is not None and shim.qemu.poll() is None:
