@@ -72,3 +72,11 @@ def mount(
 
 def umount(target: str, flags: int = 0) -> None:
     _check(libc().umount2(_b(target), flags), "umount", target)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper(on: bool = True) -> None:
+    """Become the reaper of orphaned descendants (their parent when theirs exits)."""
+    _check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
