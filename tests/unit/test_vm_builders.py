@@ -39,7 +39,7 @@ def test_argv_microvm_without_firmware_or_defaults() -> None:
     assert opt(a, "-kernel") == ["/boot/vmlinuz"]
     assert opt(a, "-m") == ["512M"]
     assert opt(a, "-smp") == ["2"]
-    assert opt(a, "-accel") == ["tcg"] and opt(a, "-cpu") == ["max"]
+    assert opt(a, "-accel") == ["tcg,tb-size=64"] and opt(a, "-cpu") == ["max"]
     assert "chardev:console" in opt(a, "-serial")
     assert "socket,id=agent,path=/run/x/agent.sock,server=on,wait=off" in opt(a, "-chardev")
     assert "virtserialport,chardev=agent,name=pallet.agent" in opt(a, "-device")

@@ -1,0 +1,180 @@
+"""VM isolation against container isolation, side by side in one run (root).
+
+Measures, for the same busybox bundle:
+  * boot-to-exit of ``true`` in a pallet VM (create + start + wait + delete),
+  * the hypervisor's floor: a bare ``qemu-system-x86_64 -M microvm`` boot of the
+    same kernel and initramfs that powers off at once,
+  * boot-to-exit of ``true`` in a container (runc; pallet's own runtime too when present),
+  * host memory held per running VM (QEMU's RSS and the shim's) against a container's.
+
+Prints medians and ratios, and says plainly whether the VM used KVM or TCG.
+
+    python bench/bench_vm.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pallet.config import Config
+from pallet.vm import accel, qemu
+from pallet.vm.initramfs import ensure_initramfs
+from pallet.vm.kernel import find_kernel, find_qemu, tsc_khz
+from pallet.vm.runtime import VMRuntime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.images import make_busybox_rootfs  # noqa: E402
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def write_bundle(dest: Path, rootfs: Path, args: list[str]) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    cfg = {"ociVersion": "1.0.2",
+           "process": {"args": args, "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+           "root": {"path": str(rootfs)}, "hostname": "bench",
+           "annotations": {"org.pallet.vm.cache-key": "bench-busybox"}}
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def runc_bundle(dest: Path, rootfs: Path, args: list[str]) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["runc", "spec", "--bundle", str(dest)], check=True)
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg["process"]["args"] = args
+    cfg["process"]["terminal"] = False
+    cfg["root"] = {"path": str(rootfs), "readonly": True}
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def time_vm(rt: VMRuntime, bundle: Path, n: int) -> tuple[list[float], list[float]]:
+    totals, boots = [], []
+    for i in range(n):
+        cid = f"bench{i}"
+        t0 = time.monotonic()
+        with open(os.devnull, "wb") as null:
+            rt.create(cid, bundle, stdout=null, stderr=null)
+        rt.start(cid)
+        rc = rt.wait(cid, timeout=120)
+        totals.append(time.monotonic() - t0)
+        boots.append(rt.state(cid).boot_seconds or 0.0)
+        rt.delete(cid)
+        assert rc == 0, f"true exited {rc} in the VM"
+    return totals, boots
+
+
+def time_bare_qemu(q: str, kernel_image: str, initrd: str, acc: str, n: int) -> list[float]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="pallet-bench-") as tmp:
+        m = qemu.Machine(qemu=q, kernel=kernel_image, initrd=initrd,
+                         cmdline=qemu.kernel_cmdline(root="none", network=False, probe=True,
+                                                     tsc_khz=tsc_khz() if acc == "tcg" else 0),
+                         agent_socket=f"{tmp}/a.sock", console_log=f"{tmp}/console.log",
+                         accel=acc, memory_mib=256, network=False)
+        for _ in range(n):
+            t0 = time.monotonic()
+            subprocess.run(qemu.argv(m), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=120, check=False)
+            out.append(time.monotonic() - t0)
+    return out
+
+
+def time_cmd(argv: list[str], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out.append(time.monotonic() - t0)
+    return out
+
+
+def vm_memory(rt: VMRuntime, bundle: Path) -> tuple[int, int]:
+    with open(os.devnull, "wb") as null:
+        rt.create("benchmem", bundle, stdout=null, stderr=null)
+    rt.start("benchmem")
+    time.sleep(1.0)
+    raw = json.loads((rt.state_root / "benchmem" / "state.json").read_text())
+    q, s = rss_kib(raw["qemu_pid"]), rss_kib(raw["shim_pid"])
+    rt.delete("benchmem", force=True)
+    return q, s
+
+
+def container_memory(bundle: Path) -> int:
+    cid = f"pallet-bench-{os.getpid()}"
+    subprocess.run(["runc", "run", "-d", "--bundle", str(bundle), cid], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        st = json.loads(subprocess.run(["runc", "state", cid], capture_output=True, text=True,
+                                       check=True).stdout)
+        return rss_kib(int(st["pid"]))
+    finally:
+        subprocess.run(["runc", "delete", "-f", cid], check=False)
+
+
+def med(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.3f}s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_vm needs root")
+    with tempfile.TemporaryDirectory(prefix="pallet-bench-vm-") as tmp:
+        t = Path(tmp)
+        rootfs = make_busybox_rootfs(t / "rootfs")
+        cfg = Config(root=t / "root", run_root=t / "run")
+        rt = VMRuntime(cfg, notice=open(os.devnull, "w"))  # noqa: SIM115
+        kernel, q = find_kernel(), find_qemu()
+        initrd = str(ensure_initramfs(cfg.root / "vm", kernel))
+        acc = accel.choose(cfg.root / "vm", q, kernel, initrd)
+        print(f"accelerator: {acc.name.upper()} ({acc.reason})")
+        print(f"guest kernel {kernel.release}; host kernel {os.uname().release}")
+        vb = write_bundle(t / "vm-true", rootfs, ["true"])
+        time_vm(rt, vb, 1)  # warm the image cache
+        vm_total, vm_boot = time_vm(rt, vb, a.runs)
+        bare = time_bare_qemu(q, kernel.image, initrd, acc.name, a.runs)
+        rows = [("pallet VM (create+start+wait+delete)", vm_total),
+                ("  of which boot to agent ready", vm_boot),
+                ("bare qemu microvm boot + poweroff", bare)]
+        if shutil.which("runc"):
+            rb = runc_bundle(t / "runc-true", rootfs, ["true"])
+            rows.append(("runc run (container)", time_cmd(
+                ["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], a.runs)))
+        print(f"\nboot-to-exit of `true`, median of {a.runs}:")
+        for name, xs in rows:
+            print(f"  {name:40s} {med(xs)}")
+        base = statistics.median(vm_total)
+        for name, xs in rows[2:]:
+            print(f"  pallet VM / {name.strip():30s} x{base / statistics.median(xs):.1f}")
+        print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
+        sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
+        qrss, srss = vm_memory(rt, sb)
+        print("\nhost memory per running instance (RSS):")
+        print(f"  QEMU process {qrss / 1024:.1f} MiB (guest RAM 256 MiB, touched pages only)")
+        print(f"  pallet VM shim {srss / 1024:.1f} MiB")
+        if shutil.which("runc"):
+            cb = runc_bundle(t / "runc-sleep", rootfs, ["sleep", "1000"])
+            print(f"  container process (runc, sleep) {container_memory(cb) / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
