@@ -1,9 +1,42 @@
-"""The container lifecycle: create, start, stop, kill, remove, and what the rest of pallet asks of it."""
+"""The container lifecycle: create, start, stop, kill, remove, and reconciliation after a crash.
+
+A container's state is the record on disk (:mod:`pallet.engine.state`) plus the
+reports of its monitor (``monitor.json``, a sequence number ahead of what the
+record has merged).  Every read goes through :meth:`ContainerService.refresh`,
+which merges the report and reconciles with the kernel: a process that is gone
+means the container has exited, whatever the files said.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
 from pallet.config import Config
-from pallet.engine.state import ContainerStore
+from pallet.engine.state import (
+    Container,
+    ContainerSpec,
+    ContainerState,
+    ContainerStore,
+    MountSpec,
+    now_ns,
+    read_monitor_report,
+    validate_name,
+)
+from pallet.errors import (
+    Conflict,
+    InvalidArgument,
+    NameInUse,
+    PalletError,
+)
+
+EXIT_UNKNOWN = 255  # the process vanished without its status being recorded
 
 
 def image_ids_in_use(config: Config) -> dict[str, list[str]]:
@@ -12,3 +45,468 @@ def image_ids_in_use(config: Config) -> dict[str, list[str]]:
     for c in ContainerStore(config.root).all():
         out.setdefault(c.spec.image_id, []).append(c.name)
     return out
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    """What ``create``/``run`` were asked for, already parsed from the command line."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    entrypoint: str | None = None
+    name: str = ""
+    env: tuple[str, ...] = ()
+    working_dir: str = ""
+    user: str | None = None
+    hostname: str = ""
+    mounts: tuple[MountSpec, ...] = ()
+    read_only: bool = False
+    interactive: bool = False
+    tty: bool = False
+    init: bool = False
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = ""
+    restart: str = "no"
+    auto_remove: bool = False
+    runtime: str | None = None
+    isolation: str = ""
+    publish: tuple[str, ...] = ()
+    expose: tuple[str, ...] = ()
+    add_host: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    resources: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def parse_restart(value: str) -> tuple[str, int]:
+    name, _, count = (value or "no").partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'; use one of "
+                              "'no', 'always', 'on-failure', or 'unless-stopped'")
+    if count:
+        if name != "on-failure":
+            raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        if not count.isdigit():
+            raise InvalidArgument("invalid restart policy format: maximum retry count must be an integer")
+        return name, int(count)
+    return name, 0
+
+
+def parse_signal(value: str) -> int:
+    """``SIGTERM``, ``TERM``, ``15`` -> 15 (Docker's ``Invalid signal: X`` otherwise)."""
+    v = value.strip().upper()
+    if v.isdigit():
+        n = int(v)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        name = v if v.startswith("SIG") else "SIG" + v
+        if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+            base = signal.SIGRTMIN if "MIN" in name else signal.SIGRTMAX
+            off = name[9:]
+            if off.isdigit():
+                return int(base) + int(off) * (1 if "MIN" in name else -1)
+        sig = getattr(signal.Signals, name, None) if hasattr(signal.Signals, name) else None
+        if sig is not None:
+            return int(sig)
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+def _pid_start(pid: int) -> int:
+    """The start time (clock ticks since boot) of ``pid``, 0 if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    rest = data[data.rfind(b")") + 2 :].split()
+    if rest[0] in (b"Z", b"X"):
+        return 0
+    return int(rest[19])
+
+
+def pid_alive(pid: int, start: int) -> bool:
+    if pid <= 0:
+        return False
+    s = _pid_start(pid)
+    return s != 0 and (not start or s == start)
+
+
+class ContainerService:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = ContainerStore(config.root)
+
+    # -- lookup -----------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        return self.refresh(self.store.load(self.store.resolve(ref)))
+
+    def list_containers(self, all: bool = True) -> list[Container]:
+        out = []
+        for c in self.store.all():
+            c = self.refresh(c)
+            if all or c.state.running:
+                out.append(c)
+        out.sort(key=lambda c: c.created, reverse=True)
+        return out
+
+    # -- state merging and reconciliation ------------------------------------------------
+
+    def refresh(self, c: Container) -> Container:
+        """Merge the monitor's report; reconcile a container whose process is gone."""
+        st = c.state
+        report = read_monitor_report(c)
+        changed = report is not None and int(report.get("seq", 0)) > st.seq
+        if not changed and not st.running:
+            return c
+        if not changed and pid_alive(st.pid, st.pid_start):
+            return c
+        with self.store.locked(c.id):
+            try:
+                c = self.store.load(c.id)
+            except PalletError:
+                return c
+            st = c.state
+            report = read_monitor_report(c)
+            if report is not None and int(report.get("seq", 0)) > st.seq:
+                st = _merge(st, report)
+            if st.running and st.status != "restarting" and not pid_alive(st.pid, st.pid_start):
+                monitor_alive = st.monitor_pid and pid_alive(st.monitor_pid, 0) and st.monitor_pid != os.getpid()
+                if monitor_alive:
+                    # the monitor has not written its report yet: give it a moment
+                    for _ in range(50):
+                        time.sleep(0.02)
+                        report = read_monitor_report(c)
+                        if report is not None and int(report.get("seq", 0)) > st.seq:
+                            st = _merge(st, report)
+                            break
+                if st.running and not pid_alive(st.pid, st.pid_start):
+                    st = replace(st, status="exited", exit_code=EXIT_UNKNOWN if not st.exit_code else st.exit_code,
+                                 finished_at=st.finished_at or now_ns(), pid=0)
+            if st.status == "restarting" and not pid_alive(st.monitor_pid, 0):
+                st = replace(st, status="exited", pid=0, finished_at=st.finished_at or now_ns())
+            if st != c.state:
+                c = self.store.save_state(c, st)
+        if not c.state.running and c.state.mounted and not (c.state.monitor_pid and pid_alive(c.state.monitor_pid, 0)):
+            self.cleanup(c)
+            c = self.store.load(c.id)
+        return c
+
+    def reconcile_all(self) -> None:
+        self.store.sweep()
+        for c in self.store.all():
+            self.refresh(c)
+
+    # -- create -------------------------------------------------------------------------
+
+    def create(self, opts: CreateOptions) -> Container:
+        from pallet.engine import create_spec
+
+        spec, image_volumes = create_spec.container_spec(self.config, opts)
+        cid = os.urandom(32).hex()
+        if opts.name:
+            name = validate_name(opts.name)
+            self.store.reserve(name, cid)
+        else:
+            from pallet.engine.names import generate
+
+            for i in range(20):
+                name = generate(i // 5)
+                try:
+                    self.store.reserve(name, cid)
+                    break
+                except NameInUse:
+                    continue
+            else:
+                raise Conflict("could not generate a unique container name")
+        try:
+            c = self.store.create(cid, name, spec, now_ns())
+            if image_volumes:
+                c = self._anonymous_volumes(c, image_volumes)
+            self._named_volumes(c)
+        except BaseException:
+            self.store.release(name, cid)
+            self._drop(cid)
+            raise
+        return c
+
+    def _drop(self, cid: str) -> None:
+        from pallet.engine.rootfs import remove_tree
+
+        d = self.store.dir / cid
+        if d.exists():
+            remove_tree(d)
+
+    def _anonymous_volumes(self, c: Container, dests: list[str]) -> Container:
+        from pallet.engine.volumes import VolumeService
+
+        vs = VolumeService(self.config)
+        mounts = list(c.spec.mounts)
+        for dest in dests:
+            v = vs.create(anonymous=True)
+            mounts.append(MountSpec("volume", dest, v.name, anonymous=True))
+        spec = replace(c.spec, mounts=tuple(mounts))
+        self.store._write_config(c.dir, c.id, c.name, c.created, spec)
+        return replace(c, spec=spec)
+
+    def _named_volumes(self, c: Container) -> None:
+        from pallet.engine.volumes import VolumeService
+
+        vs = None
+        for m in c.spec.mounts:
+            if m.type == "volume" and m.source and not m.anonymous:
+                vs = vs or VolumeService(self.config)
+                vs.create(m.source)
+            elif m.type == "volume" and m.anonymous and not m.source:
+                raise PalletError("internal: anonymous volume without a name")
+
+    # -- start (detached, under a monitor) -------------------------------------------------
+
+    def start(self, c: Container) -> Container:
+        from pallet.engine import lifecycle
+
+        return lifecycle.start_detached(self, c)
+
+    # -- stop / kill ------------------------------------------------------------------------
+
+    def kill(self, c: Container, sig: int = signal.SIGKILL, user: bool = True) -> None:
+        c = self.refresh(c)
+        if not c.state.running or c.state.status == "restarting" and not c.state.pid:
+            raise Conflict(f"Cannot kill container: {c.name}: container {c.id} is not running")
+        if user:
+            self._mark_stopped(c)
+        self._signal(c, sig, all=sig == signal.SIGKILL)
+
+    def _mark_stopped(self, c: Container) -> None:
+        (c.dir / "stopped-by-user").touch()
+        with self.store.locked(c.id):
+            cur = self.store.load(c.id)
+            if not cur.state.stopped_by_user:
+                self.store.save_state(cur, replace(cur.state, stopped_by_user=True))
+
+    def _signal(self, c: Container, sig: int, all: bool = False) -> None:
+        if c.spec.runtime == "vm":
+            from pallet.engine.runtimes import open_runtime
+
+            open_runtime(self.config, c.spec.runtime).kill(c.id, sig, all=all)
+            return
+        pid = c.state.pid
+        if pid and pid_alive(pid, c.state.pid_start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if c.state.status == "paused" and sig == signal.SIGKILL:
+                with contextlib.suppress(Exception):
+                    self._runtime(c).resume(c.id)
+
+    def _runtime(self, c: Container) -> Any:
+        from pallet.engine.runtimes import open_runtime
+
+        return open_runtime(self.config, c.spec.runtime)
+
+    def stop(self, c: Container, timeout: int | None = None, sig: str = "") -> Container:
+        c = self.refresh(c)
+        if not c.state.running:
+            return c
+        self._mark_stopped(c)
+        if c.state.status == "restarting":
+            self._wait_stopped(c, 5)
+            return self.refresh(c)
+        if timeout is None:
+            timeout = c.spec.stop_timeout if c.spec.stop_timeout is not None else 10
+        signum = parse_signal(sig or c.spec.stop_signal or "SIGTERM")
+        self._signal(c, signum)
+        if c.state.status == "paused":
+            with contextlib.suppress(Exception):
+                self._runtime(c).resume(c.id)
+        if timeout < 0 or not self._wait_stopped(c, timeout):
+            self._signal(self.refresh(c), signal.SIGKILL, all=True)
+            self._wait_stopped(c, 30)
+        return self.refresh(c)
+
+    def _wait_stopped(self, c: Container, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            cur = self.refresh(self.store.load(c.id))
+            if not cur.state.running:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def wait(self, c: Container, timeout: float | None = None) -> Container:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                cur = self.refresh(self.store.load(c.id))
+            except PalletError:
+                return c
+            if not cur.state.running:
+                return cur
+            if deadline is not None and time.monotonic() > deadline:
+                return cur
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    # -- pause --------------------------------------------------------------------------------
+
+    def pause(self, c: Container) -> None:
+        c = self.refresh(c)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is already paused")
+        self._runtime(c).pause(c.id)
+        with self.store.locked(c.id):
+            cur = self.store.load(c.id)
+            self.store.save_state(cur, replace(cur.state, status="paused"))
+
+    def unpause(self, c: Container) -> None:
+        c = self.refresh(c)
+        if c.state.status != "paused":
+            raise Conflict(f"Container {c.id} is not paused")
+        self._runtime(c).resume(c.id)
+        with self.store.locked(c.id):
+            cur = self.store.load(c.id)
+            self.store.save_state(cur, replace(cur.state, status="running"))
+
+    # -- cleanup and removal ------------------------------------------------------------------
+
+    def cleanup(self, c: Container) -> None:
+        """Release what a stopped container holds: runtime state, network, rootfs mount."""
+        with contextlib.suppress(Exception):
+            self._runtime(c).delete(c.id, force=True)
+        self._network_teardown(c)
+        from pallet.engine.rootfs import unmount_all
+
+        unmount_all(c.rootfs)
+        with self.store.locked(c.id):
+            try:
+                cur = self.store.load(c.id)
+            except PalletError:
+                return
+            if cur.state.mounted:
+                self.store.save_state(cur, replace(cur.state, mounted=False))
+
+    def _network_teardown(self, c: Container) -> None:
+        if c.spec.network_mode in ("none", "host", ""):
+            return
+        try:
+            from pallet.engine import networks  # type: ignore[attr-defined]
+        except ImportError:
+            return
+        with contextlib.suppress(Exception):
+            networks.teardown(self.config, c)
+
+    def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
+        c = self.refresh(c)
+        if c.state.running:
+            if not force:
+                if c.state.status == "paused":
+                    raise Conflict(
+                        f'cannot remove container "/{c.name}": container is paused and must be '
+                        "unpaused first"
+                    )
+                raise Conflict(
+                    f'cannot remove container "/{c.name}": container is running: stop the '
+                    "container before removing or force remove"
+                )
+            self._mark_stopped(c)
+            self._signal(c, signal.SIGKILL, all=True)
+            if not self._wait_stopped(c, 10):
+                raise PalletError(f"could not kill container {c.id}")
+            c = self.refresh(c)
+        mon = c.state.monitor_pid
+        if mon and mon != os.getpid() and pid_alive(mon, 0):
+            # the monitor is finishing (copying the last output, running its exit command)
+            for _ in range(100):
+                if not pid_alive(mon, 0):
+                    break
+                time.sleep(0.02)
+        self.cleanup(c)
+        self.store.remove_record(c)
+        if volumes or c.spec.auto_remove:
+            self._remove_anonymous_volumes(c)
+
+    def _remove_anonymous_volumes(self, c: Container) -> None:
+        from pallet.engine.volumes import VolumeService
+
+        vs = VolumeService(self.config)
+        for m in c.spec.mounts:
+            if m.type == "volume" and m.anonymous and m.source:
+                with contextlib.suppress(PalletError):
+                    vs.remove(m.source)
+
+    def rename(self, c: Container, new: str) -> None:
+        new = validate_name(new)
+        if new == c.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        self.store.reserve(new, c.id)
+        with self.store.locked(c.id):
+            cur = self.store.load(c.id)
+            self.store.set_name(cur, new)
+        self.store.release(c.name, c.id)
+
+    def prune(self, label_filters: tuple[str, ...] = (), until: int = 0) -> tuple[list[str], int]:
+        from pallet.engine.volumes import du
+
+        removed, space = [], 0
+        for c in self.list_containers(all=True):
+            if c.state.running:
+                continue
+            if until and c.created >= until:
+                continue
+            if not _labels_match(c.spec.labels, label_filters):
+                continue
+            space += du(c.dir / "upper")
+            self.remove(c, volumes=False)
+            removed.append(c.id)
+        return removed, space
+
+
+def _labels_match(labels: dict[str, str], filters: tuple[str, ...]) -> bool:
+    for f in filters:
+        neg = f.startswith("!") or "!=" in f
+        k, _, v = f.replace("!=", "=").lstrip("!").partition("=")
+        hit = k in labels and (not v or labels[k] == v)
+        if hit == neg:
+            return False
+    return True
+
+
+def _merge(st: ContainerState, r: dict[str, Any]) -> ContainerState:
+    status = str(r.get("status", st.status))
+    if st.status == "paused" and status == "running":
+        status = "paused"
+    return replace(
+        st,
+        status=status,
+        pid=int(r.get("pid", st.pid)),
+        pid_start=int(r.get("pid_start", st.pid_start)),
+        exit_code=int(r.get("exit_code", st.exit_code)),
+        error=str(r.get("error", st.error)),
+        oom_killed=bool(r.get("oom_killed", st.oom_killed)),
+        started_at=int(r.get("started_at", st.started_at)),
+        finished_at=int(r.get("finished_at", st.finished_at)),
+        restart_count=int(r.get("restart_count", st.restart_count)),
+        seq=int(r.get("seq", st.seq)),
+    )
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    from pallet.engine.state import atomic_write
+
+    atomic_write(path, json.dumps(doc).encode())
+
+
+__all__ = [
+    "ContainerService",
+    "CreateOptions",
+    "ContainerSpec",
+    "image_ids_in_use",
+    "parse_restart",
+    "parse_signal",
+]

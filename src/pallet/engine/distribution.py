@@ -144,9 +144,9 @@ def pull(config: Config, name: str, *, platform: str = "", tls_verify: bool = Tr
     finally:
         progress.close()
     before = _image_id_for(images, str(ref)) if ref.tag else ""
-    refs = [str(ref.with_digest(got.repo_digest))]
+    refs = [ref.with_digest(got.repo_digest)]
     if ref.tag:
-        refs.insert(0, str(ref))
+        refs.insert(0, ref)
     image = images.add(got.manifest_bytes, got.media_type, refs)
     meta = Metadata(config.root)
     for d in (got.manifest.config, *got.manifest.layers):
@@ -379,9 +379,7 @@ def load(config: Config, input_: str = "", stdin: BinaryIO | None = None,
         raise InvalidData("the archive holds no image")
     lines: list[str] = []
     for item in loaded:
-        refs = []
-        for r in item.refs:
-            refs.append(str(parse(r)))
+        refs = [parse(r) for r in item.refs]
         image = images.add(item.manifest_bytes, item.media_type, refs)
         if item.refs:
             lines += [f"Loaded image: {parse(r).familiar()}" for r in item.refs]

@@ -1,0 +1,331 @@
+"""Starting a container: its root filesystem and OCI bundle, then a monitor (detached) or this process.
+
+``prepare`` mounts the rootfs, resolves the user and the mounts, checks that the
+command exists (Docker's 127/126) and writes ``bundle/config.json``.
+``start_detached`` hands the container to a monitor process and returns once it
+runs; :mod:`pallet.engine.foreground` runs it as a child of the CLI itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pallet.engine.paths import lookup_path, secure_join
+from pallet.engine.spec_builder import HostMount, bind, command, finish_spec, process_env, tmpfs
+from pallet.engine.state import Container, atomic_write, now_ns
+from pallet.errors import (
+    CommandCannotRun,
+    CommandNotFound,
+    InvalidArgument,
+    PalletError,
+    RuntimeFailure,
+)
+
+if TYPE_CHECKING:
+    from pallet.engine.containers import ContainerService
+
+
+def hostname_of(c: Container) -> str:
+    if c.spec.hostname:
+        return c.spec.hostname
+    if c.spec.network_mode == "host":
+        return os.uname().nodename
+    return c.id[:12]
+
+
+def _under_mount(path: str, mounts: list[HostMount]) -> bool:
+    return any(path == m.destination or path.startswith(m.destination.rstrip("/") + "/") for m in mounts)
+
+
+def check_command(c: Container, rootfs: Path, env: list[str], mounts: list[HostMount]) -> None:
+    """Docker's exit codes before anything runs: 127 not found, 126 cannot execute."""
+    cmd = c.spec.path
+    if cmd.startswith("/") and _under_mount(cmd, mounts):
+        return
+    path_env = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    found = lookup_path(rootfs, cmd, path_env)
+    if found is None:
+        if "/" in cmd:
+            raise CommandNotFound(
+                f'failed to create task for container: exec: "{cmd}": stat {cmd}: no such file or directory'
+            )
+        raise CommandNotFound(
+            f'failed to create task for container: exec: "{cmd}": executable file not found in $PATH'
+        )
+    try:
+        st = os.stat(found)
+    except OSError:
+        raise CommandNotFound(f'failed to create task for container: exec: "{cmd}": no such file or directory') from None
+    if stat.S_ISDIR(st.st_mode) or not (st.st_mode & 0o111):
+        raise CommandCannotRun(f'failed to create task for container: exec: "{cmd}": permission denied')
+
+
+def _host_mounts(svc: ContainerService, c: Container, rootfs: Path) -> list[HostMount]:
+    from pallet.engine.volumes import VolumeService, copy_up
+
+    out: list[HostMount] = []
+    vs: VolumeService | None = None
+    for m in c.spec.mounts:
+        prop = next((o for o in m.options if o in ("shared", "rshared", "slave", "rslave", "private", "rprivate")), "rprivate")
+        if m.type == "bind":
+            if not os.path.exists(m.source):
+                raise InvalidArgument(
+                    f'invalid mount config for type "bind": bind source path does not exist: {m.source}'
+                )
+            out.append(bind(m.source, m.destination, m.read_only, prop))
+        elif m.type == "volume":
+            vs = vs or VolumeService(svc.config)
+            vol = vs.create(m.source)
+            if not m.nocopy:
+                with contextlib.suppress(OSError):
+                    copy_up(secure_join(rootfs, m.destination), vol.mountpoint)
+            out.append(bind(str(vol.mountpoint), m.destination, m.read_only, prop))
+        elif m.type == "tmpfs":
+            out.append(tmpfs(m.destination, m.options, m.read_only))
+    return out
+
+
+def _etc_files(svc: ContainerService, c: Container, hostname: str, ip: str = "") -> list[HostMount]:
+    from pallet.engine.spec_builder import hosts_file, resolv_conf
+
+    atomic_write(c.dir / "hostname", (hostname + "\n").encode())
+    atomic_write(c.dir / "hosts", hosts_file(hostname, ip, c.spec.extra_hosts).encode())
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    if c.spec.network_mode == "host" and not c.spec.dns:
+        text = host_resolv
+    else:
+        text = resolv_conf(host_resolv, c.spec.dns)
+    atomic_write(c.dir / "resolv.conf", text.encode())
+    for n in ("hostname", "hosts", "resolv.conf"):
+        os.chmod(c.dir / n, 0o644)
+    taken = {m.destination for m in c.spec.mounts}
+    return [
+        bind(str(c.dir / n), f"/etc/{n}", c.spec.read_only)
+        for n in ("hostname", "hosts", "resolv.conf")
+        if f"/etc/{n}" not in taken
+    ]
+
+
+def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
+    """Mount the rootfs and write the bundle; on failure leave nothing mounted."""
+    from pallet.engine.rootfs import Images, is_mountpoint, unmount_all
+
+    rootfs = c.rootfs
+    images = Images(svc.config)
+    info = images.get(c.spec.image_id)
+    if not is_mountpoint(rootfs):
+        images.mount(info, c.dir / "upper", c.dir / "work", rootfs)
+    with svc.store.locked(c.id):
+        cur = svc.store.load(c.id)
+        c = svc.store.save_state(cur, replace(cur.state, mounted=True))
+    try:
+        bundle = write_bundle(svc, c, rootfs)
+    except BaseException:
+        unmount_all(rootfs)
+        with svc.store.locked(c.id):
+            cur = svc.store.load(c.id)
+            svc.store.save_state(cur, replace(cur.state, mounted=False))
+        raise
+    return c, bundle
+
+
+def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
+    from pallet.engine.users import resolve_in_rootfs
+    from pallet.oci.spec import default_spec  # type: ignore[import-not-found]
+
+    user = resolve_in_rootfs(c.spec.user, rootfs)
+    hostname = hostname_of(c)
+    env = process_env(c.spec, user, hostname)
+    mounts = _host_mounts(svc, c, rootfs)
+    netns_path, ip = _network_setup(svc, c)
+    mounts += _etc_files(svc, c, hostname, ip)
+    if c.spec.init:
+        from pallet.engine.create_spec import init_binary
+        from pallet.engine.spec_builder import INIT_PATH
+
+        mounts.append(bind(init_binary(), INIT_PATH, True))
+    check_command(c, rootfs, env, mounts)
+    cwd = c.spec.working_dir or "/"
+    wd = secure_join(rootfs, cwd)
+    if not wd.exists():
+        wd.mkdir(parents=True, mode=0o755)
+        os.chown(wd, user.uid, user.gid)
+    base = default_spec(
+        command(c.spec),
+        env=env,
+        cwd=cwd,
+        uid=user.uid,
+        gid=user.gid,
+        additional_gids=list(user.additional_gids),
+        hostname=hostname,
+        terminal=c.spec.tty,
+        readonly_rootfs=c.spec.read_only,
+        netns_path=netns_path,
+    )
+    spec = finish_spec(base, c.spec, rootfs=str(rootfs), mounts=mounts, container_id=c.id,
+                       name=c.name, network_mode=c.spec.network_mode)
+    if c.spec.network_mode == "host" and not c.spec.hostname:
+        # the host's network comes with the host's name
+        spec["hostname"] = hostname
+    if c.spec.resources:
+        from pallet.engine.resources import apply_to_spec
+
+        spec = apply_to_spec(spec, c.spec.resources)
+    bundle = c.bundle
+    bundle.mkdir(exist_ok=True)
+    atomic_write(bundle / "config.json", json.dumps(spec).encode())
+    return bundle
+
+
+def _network_setup(svc: ContainerService, c: Container) -> tuple[str | None, str]:
+    if c.spec.network_mode in ("none", "host"):
+        return None, ""
+    try:
+        from pallet.engine import networks  # type: ignore[attr-defined]
+    except ImportError:
+        raise InvalidArgument(f"network {c.spec.network_mode} not found") from None
+    res = networks.setup(svc.config, c)
+    return getattr(res, "netns_path", None), str(getattr(res, "ip", "") or "")
+
+
+# -- detached start -------------------------------------------------------------------------
+
+
+def monitor_argv(svc: ContainerService, c: Container, sync_fd: int) -> list[str]:
+    from pallet.engine.monitor_c import c_monitor_argv
+
+    argv = c_monitor_argv(svc.config, c, sync_fd)
+    if argv:
+        return argv
+    return [sys.executable, "-m", "pallet.engine.monitor",
+            str(svc.config.root), str(svc.config.run_root), c.id, str(sync_fd)]
+
+
+def start_detached(svc: ContainerService, c: Container) -> Container:
+    c = svc.refresh(c)
+    if c.state.running:
+        return c
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.dir / "stopped-by-user")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(c.dir / "monitor.json")
+    c, bundle = prepare(svc, c)
+    del bundle
+    r, w = os.pipe()
+    try:
+        os.set_inheritable(w, True)
+        argv = monitor_argv(svc, c, w)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            mpid = os.posix_spawn(
+                argv[0], argv, os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                              (os.POSIX_SPAWN_DUP2, devnull, 2)],
+                setsid=True,
+            )
+        finally:
+            os.close(devnull)
+        os.close(w)
+        w = -1
+        msg = _read_all(r)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    # reap the monitor's launcher status later: it lives on as its own session
+    try:
+        report = json.loads(msg or b"{}")
+    except ValueError:
+        report = {}
+    if "pid" not in report:
+        err = str(report.get("error") or "the container monitor failed to start")
+        code = int(report.get("code") or 125)
+        _mark_failed(svc, c, err, code)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(mpid, 0)
+        if code == 127:
+            raise CommandNotFound(err)
+        if code == 126:
+            raise CommandCannotRun(err)
+        raise RuntimeFailure(err)
+    with svc.store.locked(c.id):
+        cur = svc.store.load(c.id)
+        st = cur.state
+        if int(report.get("seq", 0)) >= st.seq:
+            st = replace(
+                st, status="running", pid=int(report["pid"]), pid_start=int(report.get("pid_start", 0)),
+                started_at=int(report.get("started_at", now_ns())), finished_at=0, exit_code=0, error="",
+                monitor_pid=mpid, stopped_by_user=False, seq=int(report.get("seq", 0)), mounted=True,
+            )
+        else:
+            st = replace(st, monitor_pid=mpid, stopped_by_user=False)
+        c = svc.store.save_state(cur, st)
+    return svc.refresh(c)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def _mark_failed(svc: ContainerService, c: Container, err: str, code: int) -> None:
+    svc.cleanup(c)
+    with svc.store.locked(c.id):
+        cur = svc.store.load(c.id)
+        svc.store.save_state(cur, replace(cur.state, status="created" if not cur.state.started_at else "exited",
+                                          exit_code=code, error=err, pid=0, mounted=False))
+
+
+def console_socket(dirpath: Path) -> tuple[socket.socket, str]:
+    """A listening unix socket for the runtime to send a pty master on (short path)."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="pallet-tty-")
+    path = os.path.join(d, "c.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1)
+    del dirpath
+    return s, path
+
+
+def receive_master(s: socket.socket, path: str, timeout: float = 10) -> int:
+    s.settimeout(timeout)
+    try:
+        conn, _ = s.accept()
+    except TimeoutError:
+        raise RuntimeFailure("the runtime did not send the container's terminal") from None
+    with conn:
+        _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+    s.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    if not fds:
+        raise RuntimeFailure("the runtime sent no terminal")
+    return fds[0]
+
+
+def runtime_error(e: BaseException) -> PalletError:
+    if isinstance(e, PalletError):
+        return e
+    return RuntimeFailure(f"OCI runtime create failed: {e}")
+
+
+def report_dict(**kw: Any) -> dict[str, Any]:
+    return kw

@@ -1,0 +1,86 @@
+"""A container's root filesystem: its image's layers under a private overlay upper dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pallet.config import Config
+from pallet.errors import ImageNotFound
+from pallet.oci.image import ImageConfig
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str  # sha256:...
+    config: ImageConfig
+    handle: Any  # the store's image object
+
+
+class Images:
+    """The parts of the image store a container needs (lookup, layers, mount)."""
+
+    def __init__(self, config: Config) -> None:
+        from pallet.store.blobs import BlobStore
+        from pallet.store.images import ImageStore
+        from pallet.store.snapshots import SnapshotStore
+
+        root = config.root / "store"
+        blobs = BlobStore(root)
+        self.images = ImageStore(root, blobs)
+        self.snapshots = SnapshotStore(root, blobs)
+
+    def get(self, ref: str) -> ImageInfo:
+        img = self.images.get(ref)
+        if img is None:
+            raise ImageNotFound(ref)
+        return ImageInfo(str(img.id), img.config, img)
+
+    def mount(self, info: ImageInfo, upper: Path, work: Path, target: Path) -> None:
+        lowers = self.snapshots.ensure(info.handle)
+        upper.mkdir(mode=0o755, exist_ok=True)
+        work.mkdir(mode=0o700, exist_ok=True)
+        target.mkdir(mode=0o755, exist_ok=True)
+        self.snapshots.mount(lowers, upper, work, target)
+
+
+def is_mountpoint(path: Path) -> bool:
+    p = str(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                if line.split(" ", 5)[4] == p:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def unmount_all(path: Path) -> None:
+    """Unmount ``path`` and anything below it (deepest first), lazily if busy."""
+    from pallet.linux.syscalls import MNT_DETACH, umount
+
+    prefix = str(path)
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split(" ", 5)[4] for line in f]
+    for t in sorted({t for t in targets if t == prefix or t.startswith(prefix + "/")}, key=len, reverse=True):
+        with contextlib.suppress(OSError):
+            umount(t, MNT_DETACH)
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that never crosses into a mount still below ``path``."""
+    import shutil
+
+    unmount_all(path)
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        # overlay work dirs keep root-only 000 "work" subdirs; make them removable
+        for dirpath, dirs, _files in os.walk(path):
+            for d in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(dirpath, d), 0o700)
+        shutil.rmtree(path, ignore_errors=True)
