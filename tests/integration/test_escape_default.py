@@ -126,9 +126,9 @@ def test_symlinks_in_a_bind_mount_resolve_inside(box: BundleDriver, host_secret:
 def test_cannot_mount(box: BundleDriver) -> None:
     out = attempt(
         box,
-        "mount -t tmpfs none /mnt 2>&1 && echo ESCAPED; "
-        "mount -t proc proc /mnt 2>&1 && echo ESCAPED; "
-        "mount --bind / /mnt 2>&1 && echo ESCAPED; "
+        "mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>&1 && echo ESCAPED; "
+        "mount -t proc proc /tmp/m 2>&1 && echo ESCAPED; "
+        "mount --bind / /tmp/m 2>&1 && echo ESCAPED; "
         "mount -o remount,rw /sys 2>&1 && echo ESCAPED; true",
     )
     assert "denied" in out or "not permitted" in out
@@ -248,7 +248,7 @@ def test_the_suite_sees_an_open_wall(box: BundleDriver) -> None:
     """Negative control: in a --privileged container the same attempts succeed,
     so the checks above can tell a wall that holds from one that does not."""
     r = box.run(
-        f"echo {OK}; mount -t tmpfs none /mnt && echo MOUNTED; unshare -U true && echo USERNS; "
+        f"echo {OK}; mkdir -p /tmp/m; mount -t tmpfs none /tmp/m && echo MOUNTED; unshare -U true && echo USERNS; "
         "echo 77 > /proc/sys/kernel/domainname 2>/dev/null; true",
         privileged=True,
     )

@@ -29,7 +29,9 @@ def fake_stat(path: str) -> _st:
 def spec_for(**flags):  # type: ignore[no-untyped-def]
     base = {"process": {}, "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]},
             "mounts": [{"destination": "/sys", "type": "sysfs", "options": ["nosuid", "ro"]}]}
-    return r.apply_to_spec(base, r.parse_flags(**flags), stat=fake_stat, host_devices=lambda: [])  # type: ignore[arg-type]
+    return r.apply_to_spec(  # type: ignore[arg-type]
+        base, r.parse_flags(**flags), stat=fake_stat, host_devices=lambda: [], available_caps=s.ALL_CAPS
+    )
 
 
 def test_default_capabilities() -> None:
@@ -51,11 +53,19 @@ def test_default_capabilities() -> None:
     ],
 )
 def test_cap_add_drop(add: list[str], drop: list[str], has: list[str], lacks: list[str]) -> None:
-    caps = s.capabilities(add, drop)
+    caps = s.capabilities(add, drop, available=s.ALL_CAPS)
     for c in has:
         assert c in caps
     for c in lacks:
         assert c not in caps
+
+
+def test_all_means_what_the_engine_holds() -> None:
+    status = "Name:\tx\nCapBnd:\t000001fffeffffff\n"  # every capability but CAP_SYS_RESOURCE (24)
+    held = s.bounding_caps(status)
+    assert "CAP_SYS_RESOURCE" not in held and "CAP_SYS_ADMIN" in held and len(held) == 40
+    assert s.capabilities(privileged=True, available=held) == held
+    assert "CAP_SYS_RESOURCE" not in s.capabilities(["ALL"], available=held)
 
 
 def test_unknown_capability() -> None:

@@ -405,13 +405,18 @@ def apply_to_spec(
     *,
     stat: Callable[[str], os.stat_result] = os.stat,
     host_devices: Callable[[], list[dict[str, Any]]] | None = None,
+    available_caps: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """A copy of the OCI ``spec`` with ``hc``'s limits and security settings in it."""
+    """A copy of the OCI ``spec`` with ``hc``'s limits and security settings in it.
+
+    ``host_devices`` lists the nodes a privileged container gets (default: all of
+    /dev); ``available_caps`` is what "all capabilities" means (default: this
+    process's bounding set)."""
     import copy
 
     out = copy.deepcopy(dict(spec))
     linux = out.setdefault("linux", {})
     resources = linux.setdefault("resources", {})
     resources.update(oci_resources(hc, stat=stat))
-    security.apply(out, hc, stat=stat, host_devices=host_devices)
+    security.apply(out, hc, stat=stat, host_devices=host_devices, available_caps=available_caps)
     return out

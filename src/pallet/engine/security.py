@@ -79,17 +79,39 @@ def normalize_cap(name: str) -> str:
     return cap
 
 
+def bounding_caps(status: str | None = None) -> list[str]:
+    """The capabilities in this process's bounding set: "all" can be no more
+    (an engine itself confined cannot hand out what it lacks)."""
+    if status is None:
+        try:
+            with open("/proc/self/status") as f:
+                status = f.read()
+        except OSError:
+            return list(ALL_CAPS)
+    for line in status.splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return [c for i, c in enumerate(ALL_CAPS) if mask >> i & 1]
+    return list(ALL_CAPS)
+
+
 def capabilities(
-    cap_add: Iterable[str] = (), cap_drop: Iterable[str] = (), *, privileged: bool = False
+    cap_add: Iterable[str] = (),
+    cap_drop: Iterable[str] = (),
+    *,
+    privileged: bool = False,
+    available: Iterable[str] | None = None,
 ) -> list[str]:
     """The container's capability set, by Docker's rules: ALL in --cap-add
     grants everything, ALL in --cap-drop starts from nothing, and an added
-    capability wins over a dropped one."""
+    capability wins over a dropped one.  "Everything" is ``available``
+    (default: this process's bounding set)."""
+    every = list(available) if available is not None else bounding_caps()
     if privileged:
-        return list(ALL_CAPS)
+        return every
     add = [normalize_cap(c) for c in cap_add]
     drop = [normalize_cap(c) for c in cap_drop]
-    base = list(ALL_CAPS) if "ALL" in add else list(DEFAULT_CAPS)
+    base = list(every) if "ALL" in add else list(DEFAULT_CAPS)
     caps = [] if "ALL" in drop else [c for c in base if c not in drop]
     for c in add:
         if c != "ALL" and c not in caps:
@@ -238,10 +260,13 @@ def apply(
     *,
     stat: Callable[[str], os.stat_result] = os.stat,
     host_devices: Callable[[], list[dict[str, Any]]] | None = None,
+    available_caps: Iterable[str] | None = None,
 ) -> None:
     """Write ``hc``'s security settings into the OCI ``spec`` (in place)."""
     privileged = bool(hc.get("Privileged"))
-    caps = capabilities(hc.get("CapAdd") or (), hc.get("CapDrop") or (), privileged=privileged)
+    caps = capabilities(
+        hc.get("CapAdd") or (), hc.get("CapDrop") or (), privileged=privileged, available=available_caps
+    )
     process = spec.setdefault("process", {})
     process["capabilities"] = {
         "bounding": list(caps),
