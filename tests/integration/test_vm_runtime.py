@@ -131,8 +131,14 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
 
 def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path) -> None:
     port = free_port()
-    serve = "mkdir -p /www && echo hello-from-vm > /www/index.html && exec httpd -f -p 80 -h /www"
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "from-host").write_text("host-data\n")
+    serve = ("mkdir -p /www && cat /data/from-host > /www/index.html && echo guest-data > /data/from-guest"
+             " && exec httpd -f -p 80 -h /www")
     b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", serve],
+                    mounts=[{"destination": "/data", "type": "bind", "source": str(vol),
+                             "options": ["rbind", "rw"]}],
                     annotations={"org.pallet.vm.rootfs": "virtiofs",
                                  "org.pallet.vm.publish": f"127.0.0.1:{port}:80"})
     with open(os.devnull, "wb") as null:
@@ -147,14 +153,15 @@ def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busyb
             break
         except OSError:
             time.sleep(0.2)
-    assert body == "hello-from-vm\n"
+    assert body == "host-data\n"  # a volume (virtio-fs) read in the guest, served on a published port
+    assert (vol / "from-guest").read_text() == "guest-data\n"
     # exec through the control channel
     out = tmp_path / "exec.out"
     with open(out, "wb") as fo:
         assert rt.exec("t2", {"args": ["sh", "-c", "cat /www/index.html; exit 4"]}, stdout=fo) == 4
         assert rt.exec("t2", {"args": ["no-such-command"]}, stdout=fo, stderr=fo) == 127
     text = out.read_text()
-    assert text.startswith("hello-from-vm\n") and "executable file not found" in text
+    assert text.startswith("host-data\n") and "executable file not found" in text
     # stop: SIGTERM reaches the process, the guest powers itself off
     qemu_pid = json.loads((rt.state_root / "t2" / "state.json").read_text())["qemu_pid"]
     rt.kill("t2", signal.SIGTERM)

@@ -55,7 +55,12 @@ def test_annotations(tmp_path: Path) -> None:
         bundle.from_config(tmp_path, config(annotations={bundle.ANN_ROOTFS: "nfs"}))
 
 
-@pytest.mark.parametrize("bad", ["80", "a:80", "1:2:3:4", "80:80/sctp"])
+def test_port_ranges() -> None:
+    assert bundle.parse_ports("9000-9001:90-91") == (
+        bundle.PortForward("", 9000, 90), bundle.PortForward("", 9001, 91))
+
+
+@pytest.mark.parametrize("bad", ["80", "a:80", "1:2:3:4", "80:80/sctp", "1-3:1-2", "0:80", "70000:80"])
 def test_bad_ports(bad: str) -> None:
     with pytest.raises(InvalidArgument):
         bundle.parse_ports(bad)

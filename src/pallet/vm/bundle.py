@@ -81,8 +81,18 @@ class VMBundle:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+def _port_range(text: str, item: str) -> list[int]:
+    a, _, b = text.partition("-")
+    if not (a.isdigit() and (not b or b.isdigit())):
+        raise InvalidArgument(f"invalid port mapping for a VM: {item!r}")
+    lo, hi = int(a), int(b or a)
+    if not (0 < lo <= hi < 65536):
+        raise InvalidArgument(f"invalid port mapping for a VM: {item!r}")
+    return list(range(lo, hi + 1))
+
+
 def parse_ports(text: str) -> tuple[PortForward, ...]:
-    """``8080:80,127.0.0.1:5353:53/udp`` -> port forwards."""
+    """``8080:80,127.0.0.1:5353:53/udp,9000-9001:90-91`` -> port forwards (host port required)."""
     out = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         spec, _, proto = item.partition("/")
@@ -97,14 +107,15 @@ def parse_ports(text: str) -> tuple[PortForward, ...]:
         else:
             raise InvalidArgument(f"invalid port mapping for a VM: {item!r} (host port required)")
         ip = ip.strip("[]")
-        if not (hp.isdigit() and gp.isdigit()) or not (0 < int(hp) < 65536 and 0 < int(gp) < 65536):
-            raise InvalidArgument(f"invalid port mapping for a VM: {item!r}")
+        hosts, guests = _port_range(hp, item), _port_range(gp, item)
+        if len(hosts) != len(guests):
+            raise InvalidArgument(f"invalid port mapping for a VM: {item!r} (ranges differ in size)")
         if ip:
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
                 raise InvalidArgument(f"invalid IP address in port mapping: {item!r}") from None
-        out.append(PortForward(ip, int(hp), int(gp), proto))
+        out += [PortForward(ip, h, g, proto) for h, g in zip(hosts, guests, strict=True)]
     return tuple(out)
 
 
