@@ -80,3 +80,11 @@ PR_SET_CHILD_SUBREAPER = 36
 def set_child_subreaper(on: bool = True) -> None:
     """Become the reaper of orphaned descendants (their parent when theirs exits)."""
     _check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Have the kernel send ``sig`` to this process when its parent thread exits."""
+    _check(libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
