@@ -1,0 +1,51 @@
+"""``pallet container prune``: remove all stopped containers."""
+
+from __future__ import annotations
+
+import click
+
+from pallet.config import Config
+
+
+@click.command(short_help="Remove all stopped containers")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, help='Provide filter values (e.g. "until=<timestamp>")')
+@click.pass_obj
+def container_prune(config: Config, force: bool, filters: tuple[str, ...]) -> int:
+    """Remove all stopped containers."""
+    from pallet.engine.containers import ContainerService
+    from pallet.engine.logs import parse_time
+    from pallet.errors import InvalidArgument
+
+    labels: list[str] = []
+    until = 0
+    for f in filters:
+        k, _, v = f.partition("=")
+        if k == "until":
+            until = parse_time(v)
+        elif k in ("label", "label!"):
+            labels.append(("!" if k == "label!" else "") + v)
+        else:
+            raise InvalidArgument(f"invalid filter '{k}'")
+    if not force and not click.confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?", default=False
+    ):
+        return 0
+    removed, space = ContainerService(config).prune(tuple(labels), until)
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(space)}")
+    return 0
+
+
+def human_size(n: float) -> str:
+    """Docker's units.HumanSize (decimal, 3 significant digits)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.4g}{units[i]}"

@@ -1,0 +1,41 @@
+"""``pallet start``: start one or more stopped containers."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pallet.config import Config
+
+
+@click.command(short_help="Start one or more stopped containers")
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def start(config: Config, attach: bool, interactive: bool, containers: tuple[str, ...]) -> int:
+    """Start one or more stopped containers."""
+    from pallet.engine.containers import ContainerService
+    from pallet.errors import InvalidArgument, PalletError
+
+    svc = ContainerService(config)
+    if (attach or interactive) and len(containers) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    if attach or interactive:
+        from pallet.engine.attach import follow_until_exit
+
+        c = svc.get(containers[0])
+        c = svc.start(c)
+        return follow_until_exit(svc, c)
+    failed = False
+    for ref in containers:
+        try:
+            svc.start(svc.get(ref))
+            click.echo(ref)
+        except PalletError as e:
+            failed = True
+            sys.stderr.write(f"Error response from daemon: {e}\n")
+    if failed:
+        raise PalletError("failed to start containers: " + ", ".join(containers))
+    return 0
