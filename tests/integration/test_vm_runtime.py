@@ -211,6 +211,10 @@ def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     assert image.exists()
     rt.start("t3")
     assert rt.state("t3").status == "running"
+    rt.pause("t3")
+    assert rt.state("t3").status == "paused"
+    rt.resume("t3")
+    assert rt.state("t3").status == "running"
     seen = b""
     deadline = time.monotonic() + 20
     while b"33 101" not in seen and time.monotonic() < deadline:
@@ -222,3 +226,27 @@ def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     rt.delete("t3")
     assert not image.exists()
     assert leftovers(rt, "t3") == []
+
+
+def test_qemu_and_virtiofsd_die_with_the_shim(rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path) -> None:
+    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "1000"],
+                    annotations={"org.pallet.vm.rootfs": "virtiofs", "org.pallet.vm.network": "none"})
+    shim = rt.create("t4", b)
+    raw = json.loads((rt.state_root / "t4" / "state.json").read_text())
+    children = [raw["qemu_pid"], *raw["helper_pids"]]
+    assert len(children) == 2 and all(os.path.exists(f"/proc/{p}") for p in children)
+    os.kill(shim, signal.SIGKILL)
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in children):
+        time.sleep(0.05)
+    assert not any(alive(p) for p in children)  # before delete: they died with the shim
+    assert rt.state("t4").status == "stopped"
+    rt.delete("t4")
+    assert leftovers(rt, "t4") == []

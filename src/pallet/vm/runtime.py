@@ -41,7 +41,7 @@ class VMState:
     """The OCI state of a VM container, with what ``inspect`` shows about the VM."""
 
     id: str
-    status: str  # creating | created | running | stopped
+    status: str  # creating | created | running | paused | stopped
     pid: int
     bundle: str
     exit_code: int | None = None
@@ -236,6 +236,8 @@ class VMRuntime:
         st = self.state(id)
         if st.status == "stopped":
             raise Conflict(f"container {id} is not running")
+        if st.status == "paused" and num == signals.SIGKILL:
+            self.resume(id)
         if num == signals.SIGKILL:
             # the shim kills QEMU; should it not answer, do it without its help
             try:
@@ -247,6 +249,29 @@ class VMRuntime:
                     os.kill(qpid, signals.SIGKILL)
             return
         self._request(id, {"op": "kill", "signal": num})
+
+    def pause(self, id: str) -> None:
+        """Freeze the whole VM (QEMU stopped; the guest's clock jumps on resume)."""
+        self._freeze(id, True)
+
+    def resume(self, id: str) -> None:
+        self._freeze(id, False)
+
+    def _freeze(self, id_: str, on: bool) -> None:
+        st = self.state(id_)
+        if on and st.status != "running":
+            raise Conflict(f"container {id_} is not running")
+        if not on and st.status != "paused":
+            raise Conflict(f"container {id_} is not paused")
+        qpid = int(self._raw_state(id_).get("qemu_pid", 0))
+        if not (_alive(qpid) and _cmdline_has(qpid, self._plan(id_)["agent_socket"])):
+            raise Conflict(f"container {id_} is not running")
+        os.kill(qpid, signals.SIGSTOP if on else signals.SIGCONT)
+        marker = self._dir(id_) / "paused"
+        if on:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
 
     def exec(self, id: str, process: dict[str, Any], *, stdin: Stdio = None, stdout: Stdio = None,
              stderr: Stdio = None, console_socket: str | None = None,
@@ -308,6 +333,8 @@ class VMRuntime:
             _alive(shim_pid) and _cmdline_has(shim_pid, str(self._dir(id)))
         ):
             status = "stopped"
+        if status == "running" and (self._dir(id) / "paused").exists():
+            status = "paused"
         return VMState(
             id=id, status=status, pid=shim_pid if status != "stopped" else 0,
             bundle=plan["bundle"], exit_code=raw.get("exit_code"), kernel=raw.get("kernel", ""),

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pallet.linux.syscalls import libc, set_parent_death_signal
 from pallet.vm import proto
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -124,7 +125,8 @@ class Shim:
     def boot(self) -> None:
         logf = open(self.dir / "qemu.log", "ab")  # noqa: SIM115 (handed to the children)
         for argv, sock_path in self.plan.get("virtiofsd", []):
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                 preexec_fn=_die_with_parent)
             self.helpers.append(p)
             deadline = time.monotonic() + 10
             while not os.path.exists(sock_path):
@@ -133,7 +135,7 @@ class Shim:
                 time.sleep(0.01)
         t0 = time.monotonic()
         self.qemu = subprocess.Popen(self.plan["qemu_argv"], stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf)
+                                     stdout=logf, stderr=logf, preexec_fn=_die_with_parent)
         logf.close()
         self.save(qemu_pid=self.qemu.pid, helper_pids=[h.pid for h in self.helpers])
         agent = self.plan["agent_socket"]
@@ -391,6 +393,11 @@ class Shim:
                 h.wait()
 
 
+def _die_with_parent() -> None:
+    """In QEMU and virtiofsd (before exec): die with the shim, even when it is SIGKILLed."""
+    set_parent_death_signal(signal.SIGKILL)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -414,6 +421,7 @@ def main() -> None:
     state_dir = Path(sys.argv[1])
     sync_fd = int(sys.argv[2])
     shim = Shim(state_dir)
+    libc()  # loaded before any fork: the children's pre-exec step only calls into it
     try:
         shim.setup_terminal()
         shim.boot()
