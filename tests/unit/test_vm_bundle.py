@@ -97,3 +97,16 @@ def test_safe_hostname() -> None:
     assert bundle.safe_hostname("web-1.local") == "web-1.local"
     assert bundle.safe_hostname("a b") == ""
     assert bundle.safe_hostname("x" * 80) == ""
+
+
+def test_guest_resolv_conf_replaces_loopback_servers() -> None:
+    text = "search lan\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 192.0.2.1\n"
+    assert bundle.guest_resolv_conf(text) == "search lan\nnameserver 10.0.2.3\nnameserver 192.0.2.1\n"
+
+
+def test_engine_annotations() -> None:
+    a = bundle.engine_annotations(("8080:80", "127.0.0.1:53:53/udp"), "sha256:abc", "bridge")
+    assert a == {bundle.ANN_CACHE_KEY: "sha256-abc", bundle.ANN_PUBLISH: "8080:80,127.0.0.1:53:53/udp"}
+    assert bundle.engine_annotations((), "", "none") == {bundle.ANN_NETWORK: "none"}
+    # the ports parse back
+    assert len(bundle.parse_ports(a[bundle.ANN_PUBLISH])) == 2

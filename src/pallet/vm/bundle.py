@@ -184,7 +184,10 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
             shares.append(Share(_share_tag(len(shares)), src, dest, ro))
         elif os.path.isfile(src) and os.path.getsize(src) <= MAX_COPIED_FILE:
             st = os.stat(src)
-            files.append(CopiedFile(dest, Path(src).read_bytes(), st.st_mode & 0o7777))
+            content = Path(src).read_bytes()
+            if dest == "/etc/resolv.conf":
+                content = guest_resolv_conf(content.decode(errors="replace")).encode()
+            files.append(CopiedFile(dest, content, st.st_mode & 0o7777))
     return VMBundle(
         bundle=bundle,
         rootfs=rootfs,
@@ -200,6 +203,34 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         files=tuple(files),
         annotations=ann,
     )
+
+
+SLIRP_DNS = "10.0.2.3"
+
+
+def guest_resolv_conf(text: str) -> str:
+    """Loopback name servers (systemd-resolved, dnsmasq) mean nothing in the guest: use QEMU's."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                if ipaddress.ip_address(parts[1]).is_loopback:
+                    line = f"nameserver {SLIRP_DNS}"
+            except ValueError:
+                pass
+        out.append(line)
+    return "\n".join(dict.fromkeys(out)) + "\n" if out else ""
+
+
+def engine_annotations(publish: tuple[str, ...], image_id: str, network_mode: str) -> dict[str, str]:
+    """What the engine adds to a VM container's config.json: ports, image cache key, network."""
+    ann = {ANN_CACHE_KEY: image_id.replace("sha256:", "sha256-")} if image_id else {}
+    if publish:
+        ann[ANN_PUBLISH] = ",".join(publish)
+    elif network_mode == "none":
+        ann[ANN_NETWORK] = "none"
+    return ann
 
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
