@@ -51,7 +51,7 @@ class LineProgress:
             self.out.flush()
 
     def start(self, key: str, total: int, text: str) -> None:
-        self.status(key, text)
+        pass  # Docker prints no per-byte progress without a terminal
 
     def advance(self, key: str, n: int) -> None:
         pass

@@ -156,9 +156,10 @@ def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
                 ) from None
             except (httpx.TransportError, RegistryUnavailable) as e:
                 if attempts >= reg.options.retries:
+                    why = (f"unexpected EOF ({got} of {desc.size} bytes)"
+                           if isinstance(e, httpx.RemoteProtocolError) else _why(e))
                     raise RegistryUnavailable(
-                        f"failed to download {desc.digest}: {_why(e)} after {attempts + 1} "
-                        "attempts"
+                        f"failed to download {desc.digest}: {why} after {attempts + 1} attempts"
                     ) from None
                 attempts += 1
                 reg.options.sleep(reg.options.backoff * (2 ** (attempts - 1)))
