@@ -37,10 +37,10 @@ def emit(docs: list[Any], fmt: str) -> None:
     if not fmt:
         click.echo(json.dumps(docs, indent=4))
         return
-    from pallet.cli.ps import render
+    from pallet.cli.ps import execute
 
     for d in docs:
-        click.echo(render(fmt, [d]), nl=False)
+        click.echo(execute(fmt, d), nl=False)
 
 
 @click.command(short_help="Display detailed information on one or more containers")

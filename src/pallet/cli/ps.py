@@ -92,54 +92,18 @@ def parse_filters(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 def render(template: str, rows: list[dict[str, Any]]) -> str:
     """Render Docker's --format: ``table``, ``json``, or a Go template over each row."""
-    try:
-        from pallet.cli.format import render_rows  # type: ignore[attr-defined]
-    except ImportError:
-        render_rows = None
+    from pallet.cli.format import render as go_render
+
     if template == "json":
         return "".join(json.dumps(r) + "\n" for r in rows)
-    if render_rows is not None:
-        return str(render_rows(template, rows))
-    return _fallback(template, rows)
+    return go_render(template, rows, _HEADERS)
 
 
-def _fallback(template: str, rows: list[dict[str, Any]]) -> str:
-    import re
+def execute(template: str, obj: Any) -> str:
+    """One object through a template (``inspect -f``), newline-terminated."""
+    from pallet.cli.format import execute as go_execute
 
-    table = template.startswith("table")
-    body = template[5:].strip() if table else template
-    body = body.replace("\\t", "\t").replace("\\n", "\n")
-
-    def fill(row: dict[str, Any] | None) -> str:
-        def sub(m: re.Match[str]) -> str:
-            expr = m.group(1).strip()
-            if expr in ("json .", "json ."):
-                return json.dumps(row)
-            if expr.startswith("json ."):
-                return json.dumps((row or {}).get(expr[6:]))
-            if expr.startswith("."):
-                key = expr[1:]
-                if row is None:
-                    return _HEADERS.get(key, key.upper())
-                return str(row.get(key, ""))
-            return ""
-
-        return re.sub(r"\{\{(.*?)\}\}", sub, body)
-
-    lines = [fill(r) for r in rows]
-    if table:
-        head = fill(None)
-        lines = [head, *lines]
-        cells = [ln.split("\t") for ln in lines]
-        widths: list[int] = []
-        for row in cells:
-            for i, cell in enumerate(row):
-                if i >= len(widths):
-                    widths.append(0)
-                widths[i] = max(widths[i], len(cell))
-        lines = ["   ".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row))
-                 for row in cells]
-    return "".join(ln + "\n" for ln in lines)
+    return go_execute(template, obj) + "\n"
 
 
 _HEADERS = {

@@ -77,7 +77,7 @@ def ls(config: Config, quiet: bool, filters: tuple[str, ...], fmt: str) -> int:
 @click.pass_obj
 def inspect(config: Config, fmt: str, names: tuple[str, ...]) -> int:
     """Display detailed information on one or more volumes."""
-    from pallet.cli.ps import render
+    from pallet.cli.ps import execute
     from pallet.engine.volumes import VolumeService
     from pallet.errors import NotFound
 
@@ -90,7 +90,7 @@ def inspect(config: Config, fmt: str, names: tuple[str, ...]) -> int:
             missing.append(n)
     if fmt:
         for d in docs:
-            click.echo(render(fmt, [d]), nl=False)
+            click.echo(execute(fmt, d), nl=False)
     else:
         click.echo(json.dumps(docs, indent=4))
     for m in missing:

@@ -142,7 +142,10 @@ def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
 
 def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
     from pallet.engine.users import resolve_in_rootfs
-    from pallet.oci.spec import default_spec  # type: ignore[import-not-found]
+    try:
+        from pallet.oci.spec import default_spec  # type: ignore[import-not-found]
+    except ImportError:
+        from pallet.engine.spec_fallback import default_spec
 
     user = resolve_in_rootfs(c.spec.user, rootfs)
     hostname = hostname_of(c)
