@@ -1,0 +1,34 @@
+"""``pallet image prune``."""
+
+from __future__ import annotations
+
+import click
+
+from pallet.config import Config
+
+
+@click.command(help="Remove unused images.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>').")
+@click.pass_obj
+def image_prune(config: Config, all_: bool, force: bool, filters: tuple[str, ...]) -> None:
+    from pallet.cli.format import human_size
+    from pallet.engine.images import ImageService
+
+    if not force:
+        what = (
+            "all images without at least one container associated to them"
+            if all_
+            else "all dangling images"
+        )
+        click.echo(f"WARNING! This will remove {what}.")
+        if not click.confirm("Are you sure you want to continue?", default=False, prompt_suffix=" "):
+            return
+    r = ImageService(config).prune(all_=all_)
+    if r.deleted:
+        click.echo("Deleted Images:")
+        for line in r.deleted:
+            click.echo(line)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(r.reclaimed)}")

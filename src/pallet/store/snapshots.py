@@ -1,0 +1,243 @@
+"""Snapshots: each layer unpacked once, keyed by its chain ID, shared by every image.
+
+``<root>/snapshots/<chainid-hex>/fs`` holds the layer's files exactly as
+overlayfs wants a lower directory (whiteouts as 0/0 devices, opaque xattrs).
+``<root>/snapshots/l/<short>`` are short symlinks to the ``fs`` directories,
+used when a deep image would make the overlay mount options too long.  A
+snapshot appears by an atomic rename once complete; a per-chain ``flock``
+makes concurrent unpackers of one layer do the work once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from pallet.errors import InvalidData
+from pallet.linux import syscalls
+from pallet.oci.digest import chain_ids, encoded
+from pallet.store.blobs import BlobStore
+from pallet.store.images import Image
+from pallet.store.layers import unpack
+
+# The kernel takes mount options up to one page.
+_MAX_OPTIONS = 4000
+SHORT = 16
+
+
+class SnapshotStore:
+    def __init__(self, root: Path, blobs: BlobStore) -> None:
+        self.root = Path(root) / "snapshots"
+        self.blobs = blobs
+
+    # -- paths ------------------------------------------------------------------
+
+    def dir(self, chain_id: str) -> Path:
+        return self.root / encoded(chain_id)
+
+    def fs(self, chain_id: str) -> Path:
+        return self.dir(chain_id) / "fs"
+
+    def has(self, chain_id: str) -> bool:
+        return self.fs(chain_id).is_dir()
+
+    def empty_dir(self) -> Path:
+        p = self.root / "empty"
+        if not p.is_dir():
+            p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def list(self) -> builtins.list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted("sha256:" + n for n in names if len(n) == 64 and (self.root / n / "fs").is_dir())
+
+    def size(self, chain_id: str) -> int:
+        """Bytes of file content in one snapshot (recorded when it was unpacked)."""
+        try:
+            return int((self.dir(chain_id) / "size").read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    # -- unpacking ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, chain_id: str) -> Iterator[None]:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / encoded(chain_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def ensure(self, image: Image) -> builtins.list[Path]:
+        """Unpack the image's missing layers; returns lower dirs, top layer first."""
+        layers = image.manifest.layers
+        diff_ids = list(image.config.diff_ids)
+        if len(diff_ids) != len(layers):
+            raise InvalidData(f"image {image.short_id}: config and manifest disagree on layers")
+        chains = chain_ids(diff_ids)
+        out: builtins.list[Path] = []
+        for desc, chain in zip(layers, chains, strict=True):
+            if not self.has(chain):
+                with self._lock(chain):
+                    if not self.has(chain):
+                        self._unpack(desc.digest, desc.media_type, chain)
+            out.append(self.fs(chain))
+        out.reverse()
+        return out
+
+    def _unpack(self, digest: str, media_type: str, chain: str) -> None:
+        blob = self.blobs.path(digest)
+        if not blob.is_file():
+            from pallet.errors import BlobNotFound
+
+            raise BlobNotFound(digest)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"tmp-{encoded(chain)[:16]}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(mode=0o700)
+        try:
+            size = unpack(blob, media_type, tmp / "fs")
+            (tmp / "size").write_text(str(size))
+            (tmp / "diff").write_text(digest)
+            os.rename(tmp, self.dir(chain))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._link(chain)
+
+    def _link(self, chain: str) -> Path:
+        links = self.root / "l"
+        links.mkdir(exist_ok=True)
+        link = links / encoded(chain)[:SHORT]
+        if not link.is_symlink():
+            with contextlib.suppress(FileExistsError):
+                os.symlink(f"../{encoded(chain)}/fs", link)
+        return link
+
+    # -- mounting ---------------------------------------------------------------
+
+    def mount_options(self, lowerdirs: builtins.list[Path], upper: Path | None, work: Path | None) -> tuple[str, Path | None]:
+        """Overlay options; a relative form (and the directory to mount from) when long."""
+        lowers = [str(p) for p in lowerdirs] or [str(self.empty_dir())]
+        def opts(ls: builtins.list[str]) -> str:
+            s = "lowerdir=" + ":".join(ls)
+            if upper is not None and work is not None:
+                s += f",upperdir={upper},workdir={work}"
+            return s
+        o = opts(lowers)
+        if len(o) <= _MAX_OPTIONS:
+            return o, None
+        short = []
+        for p in lowerdirs:
+            pp = Path(p)
+            if pp.parent.parent == self.root:
+                short.append(str(self._link("sha256:" + pp.parent.name).relative_to(self.root)))
+            else:
+                short.append(str(pp))
+        o = opts(short)
+        if len(o) > _MAX_OPTIONS:
+            raise InvalidData(f"too many layers to mount ({len(lowerdirs)})")
+        return o, self.root
+
+    def mount(
+        self,
+        lowerdirs: builtins.list[Path],
+        upper: Path,
+        work: Path,
+        target: Path,
+        readonly: bool = False,
+    ) -> None:
+        """Mount an overlay of ``lowerdirs`` (top first) with ``upper`` at ``target``.
+
+        ``readonly`` mounts without an upper directory (``upper``, if it exists,
+        becomes the top lower layer) and with MS_RDONLY.
+        """
+        lowers = list(lowerdirs) or [self.empty_dir()]
+        flags = 0
+        if readonly:
+            if upper is not None and Path(upper).is_dir():
+                lowers = [Path(upper), *lowers]
+            if len(lowers) < 2:
+                lowers.append(self.empty_dir())
+            options, cwd = self.mount_options(lowers, None, None)
+            flags |= syscalls.MS_RDONLY
+        else:
+            Path(upper).mkdir(parents=True, exist_ok=True)
+            Path(work).mkdir(parents=True, exist_ok=True)
+            options, cwd = self.mount_options(lowers, upper, work)
+        Path(target).mkdir(parents=True, exist_ok=True)
+        if cwd is None:
+            syscalls.mount("overlay", str(target), "overlay", flags, options)
+            return
+        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.chdir(cwd)
+            syscalls.mount("overlay", str(Path(target).absolute()), "overlay", flags, options)
+        finally:
+            os.fchdir(old)
+            os.close(old)
+
+    def unmount(self, target: Path) -> None:
+        try:
+            syscalls.umount(str(target), syscalls.UMOUNT_NOFOLLOW)
+        except OSError as e:
+            import errno
+
+            if e.errno == errno.EINVAL:  # not mounted
+                return
+            if e.errno == errno.EBUSY:
+                syscalls.umount(str(target), syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+                return
+            raise
+
+    # -- pruning ----------------------------------------------------------------
+
+    def remove(self, chain_id: str) -> None:
+        with self._lock(chain_id):
+            d = self.dir(chain_id)
+            if d.exists():
+                gone = self.root / f"gone-{encoded(chain_id)[:16]}-{os.getpid()}"
+                os.rename(d, gone)
+                shutil.rmtree(gone, ignore_errors=True)
+            link = self.root / "l" / encoded(chain_id)[:SHORT]
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / "locks" / encoded(chain_id)).unlink()
+
+    def remove_unused(self, in_use_chain_ids: set[str] | builtins.list[str]) -> builtins.list[str]:
+        """Remove every snapshot not in ``in_use_chain_ids``; returns the removed chain IDs."""
+        keep = set(in_use_chain_ids)
+        removed = []
+        for chain in self.list():
+            if chain not in keep:
+                self.remove(chain)
+                removed.append(chain)
+        # leftovers of killed unpackers
+        with contextlib.suppress(FileNotFoundError):
+            for n in os.listdir(self.root):
+                if n.startswith(("tmp-", "gone-")) and not _pid_alive(n.rsplit("-", 1)[-1]):
+                    shutil.rmtree(self.root / n, ignore_errors=True)
+        return removed
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
