@@ -120,8 +120,45 @@ class BundleDriver:
             subprocess.run([*self._argv(), "delete", "--force", cid], capture_output=True)
         return Result(p.returncode, p.stdout.decode(errors="replace"))
 
-    def oom_killed(self, cid: str) -> bool:
-        return cgroups.manager(f"{self.parent}/{cid}").oom_killed()
+    def start(self, script: str, **flags: Any) -> str:
+        """Run detached (output to <bundle>/out); returns the container id."""
+        cid, b = self.bundle(script, **flags)
+        self.ids.append(cid)
+        with open(b / "out", "wb") as out:
+            subprocess.run(
+                [*self._argv(), "run", "--detach", "--bundle", str(b), cid],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=True, timeout=60,
+            )
+        return cid
+
+    def status(self, cid: str) -> str:
+        p = subprocess.run([*self._argv(), "state", cid], capture_output=True, text=True)
+        return str(json.loads(p.stdout)["status"]) if p.returncode == 0 else "gone"
+
+    def wait(self, cid: str, timeout: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.status(cid) not in ("stopped", "gone"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"container {cid} still running")
+            time.sleep(0.05)
+
+    def exec(self, cid: str, *argv: str, timeout: float = 60) -> Result:
+        p = subprocess.run(
+            [*self._argv(), "exec", cid, *argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+        )
+        return Result(p.returncode, p.stdout.decode(errors="replace"))
+
+    def delete(self, cid: str) -> None:
+        subprocess.run([*self._argv(), "delete", "--force", cid], capture_output=True)
+
+    def cgroup(self, cid: str) -> cgroups.Manager:
+        return cgroups.manager(f"{self.parent}/{cid}")
+
+    def output(self, cid: str) -> str:
+        return (self.tmp / cid / "out").read_text(errors="replace")
 
     def close(self) -> None:
         for cid in self.ids:

@@ -312,6 +312,8 @@ class V1Manager:
             "pids": {
                 "current": num("pids", "pids.current") or 0,
                 "limit": None if pids_max is None else parse_int(pids_max),
+                "peak": num("pids", "pids.peak"),
+                "refused": parse_flat_keyed(self._read("pids", "pids.events") or "").get("max", 0),
             },
             "blkio": {
                 "read_bytes": sum(e["value"] for e in service if e["op"] == "read"),

@@ -267,6 +267,8 @@ class V2Manager:
             "pids": {
                 "current": parse_int(self._read("pids.current") or "0") or 0,
                 "limit": None if pids_max is None else parse_int(pids_max),
+                "peak": parse_int(self._read("pids.peak") or ""),
+                "refused": parse_flat_keyed(self._read("pids.events") or "").get("max", 0),
             },
             "blkio": {
                 "read_bytes": sum(e["value"] for e in service if e["op"] == "read"),
