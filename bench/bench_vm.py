@@ -28,7 +28,7 @@ from pathlib import Path
 from pallet.config import Config
 from pallet.vm import accel, qemu
 from pallet.vm.initramfs import ensure_initramfs
-from pallet.vm.kernel import find_kernel, find_qemu, tsc_khz
+from pallet.vm.kernel import ensure_boot_image, find_kernel, find_qemu, tsc_khz
 from pallet.vm.runtime import VMRuntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,7 +151,7 @@ def main() -> None:
         vb = write_bundle(t / "vm-true", rootfs, ["true"])
         time_vm(rt, vb, 1)  # warm the image cache
         vm_total, vm_boot = time_vm(rt, vb, a.runs)
-        bare = time_bare_qemu(q, kernel.image, initrd, acc.name, a.runs)
+        bare = time_bare_qemu(q, ensure_boot_image(cfg.root / "vm", kernel), initrd, acc.name, a.runs)
         rows = [("pallet VM (create+start+wait+delete)", vm_total),
                 ("  of which boot to agent ready", vm_boot),
                 ("bare qemu microvm boot + poweroff", bare)]

@@ -11,7 +11,7 @@ import pytest
 
 from pallet.vm import initramfs, qemu, rootfs
 from pallet.vm.bundle import PortForward
-from pallet.vm.kernel import Kernel, find_kernel, tsc_khz
+from pallet.vm.kernel import Kernel, extract_vmlinux, find_kernel, has_pvh_note, tsc_khz
 
 
 def machine(**kw: object) -> qemu.Machine:
@@ -194,3 +194,24 @@ def test_find_kernel_on_host() -> None:
 def test_gzip_is_deterministic(tmp_path: Path) -> None:
     data = initramfs.write_cpio([initramfs.Entry("init", "file", data=b"x")])
     assert gzip.compress(data, mtime=0) == gzip.compress(data, mtime=0)
+
+
+PVH = b"\x04\x00\x00\x00\x04\x00\x00\x00\x12\x00\x00\x00Xen\x00\x00\x10\x00\x01"
+
+
+def test_pvh_note() -> None:
+    assert has_pvh_note(b"\x7fELF" + b"\0" * 100 + PVH)
+    assert not has_pvh_note(b"\x7fELF" + b"\0" * 100)
+
+
+def test_extract_vmlinux_from_a_gzip_bzimage() -> None:
+    import shutil as sh
+
+    if sh.which("gzip") is None:
+        pytest.skip("needs gzip")
+    elf = b"\x7fELF" + b"\1" * 4096 + PVH
+    bz = b"MZ setup code " * 10 + gzip.compress(elf) + b"trailing bytes"
+    assert extract_vmlinux(bz) == elf
+    assert extract_vmlinux(b"MZ no payload") is None
+    # an ELF without the PVH entry cannot be booted that way
+    assert extract_vmlinux(b"MZ" + gzip.compress(b"\x7fELF" + b"\1" * 4096)) is None

@@ -84,3 +84,60 @@ def tsc_khz(cpuinfo: str | None = None) -> int:
 def tsc_khz_from_cpuinfo(cpuinfo: str) -> int:
     m = re.search(r"^cpu MHz\s*:\s*([0-9.]+)", cpuinfo, re.M)
     return int(float(m.group(1)) * 1000) if m else 0
+
+
+# compressed payloads a bzImage may carry: magic -> how to decompress
+_PAYLOADS = (
+    (b"\x02\x21\x4c\x18", ["unlz4", "-c"]),
+    (b"\x28\xb5\x2f\xfd", ["zstd", "-dc"]),
+    (b"\xfd7zXZ\x00", ["xz", "-dc"]),
+    (b"\x1f\x8b\x08\x00", ["gzip", "-dc"]),
+)
+
+
+_PVH_NOTE = re.compile(rb"\x04\x00\x00\x00[\x04\x08]\x00\x00\x00\x12\x00\x00\x00Xen\x00")
+
+
+def has_pvh_note(elf: bytes) -> bool:
+    """True when the ELF kernel has Xen's PHYS32_ENTRY note, which QEMU's PVH boot needs."""
+    return _PVH_NOTE.search(elf) is not None
+
+
+def extract_vmlinux(bzimage: bytes) -> bytes | None:
+    """The uncompressed ELF kernel inside a bzImage, or None (pure but for the decompressor).
+
+    QEMU boots such an ELF through its PVH entry point, skipping the kernel's own
+    decompression, which is slow under software emulation.
+    """
+    import subprocess
+
+    for magic, argv in _PAYLOADS:
+        i = bzimage.find(magic)
+        if i < 0 or shutil.which(argv[0]) is None:
+            continue
+        r = subprocess.run(argv, input=bzimage[i:], capture_output=True, check=False)
+        # trailing bytes after the payload make some decompressors complain: judge the output
+        if r.stdout[:4] == b"\x7fELF" and has_pvh_note(r.stdout):
+            return r.stdout
+    return None
+
+
+def ensure_boot_image(vm_dir: Path, kernel: Kernel) -> str:
+    """The cached uncompressed kernel when it can be made, else the bzImage itself."""
+    if os.environ.get("PALLET_VM_BZIMAGE"):
+        return kernel.image
+    path = vm_dir / f"vmlinux-{kernel.release}"
+    if path.exists():
+        return str(path)
+    failed = vm_dir / f"vmlinux-{kernel.release}.none"
+    if failed.exists():
+        return kernel.image
+    vm_dir.mkdir(parents=True, exist_ok=True)
+    elf = extract_vmlinux(Path(kernel.image).read_bytes())
+    if elf is None:
+        failed.touch()
+        return kernel.image
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(elf)
+    os.replace(tmp, path)
+    return str(path)

@@ -29,7 +29,7 @@ from pallet.vm import accel as accel_mod
 from pallet.vm import bundle as bundle_mod
 from pallet.vm import qemu as qemu_mod
 from pallet.vm.initramfs import ensure_initramfs
-from pallet.vm.kernel import find_kernel, find_qemu, find_virtiofsd, tsc_khz
+from pallet.vm.kernel import ensure_boot_image, find_kernel, find_qemu, find_virtiofsd, tsc_khz
 from pallet.vm.rootfs import ensure_image
 
 Stdio = int | IO[Any] | None
@@ -118,7 +118,8 @@ class VMRuntime:
         try:
             if b.process.terminal and not console_socket:
                 raise InvalidArgument("a terminal was requested but no console socket was given")
-            return self._create(id, d, b, kernel.image, qemu_bin, str(initrd), acc,
+            boot_image = ensure_boot_image(self.vm_dir, kernel)
+            return self._create(id, d, b, boot_image, qemu_bin, str(initrd), acc,
                                 _fd(stdin, os.open(os.devnull, os.O_RDONLY)),
                                 _fd(stdout, 1), _fd(stderr, 2), pid_file, console_socket or "")
         except BaseException:
