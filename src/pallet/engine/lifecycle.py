@@ -181,10 +181,12 @@ def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
     if c.spec.network_mode == "host" and not c.spec.hostname:
         # the host's network comes with the host's name
         spec["hostname"] = hostname
-    if c.spec.resources:
-        from pallet.engine.resources import apply_to_spec
+    # limits and Docker's security defaults (seccomp, capabilities, devices) apply to every
+    # container, flags or not; its own cgroup is where update/stats/rm look for it
+    from pallet.engine.resources import apply_to_spec
 
-        spec = apply_to_spec(spec, c.spec.resources)
+    spec.setdefault("linux", {}).setdefault("cgroupsPath", f"/pallet/{c.id}")
+    spec = apply_to_spec(spec, c.spec.resources)
     bundle = c.bundle
     bundle.mkdir(exist_ok=True)
     atomic_write(bundle / "config.json", json.dumps(spec).encode())
