@@ -418,6 +418,9 @@ def open_archive(src: Path | BinaryIO, tmp: Path) -> Iterator[_Source]:
     f: BinaryIO = open(src, "rb") if isinstance(src, Path) else src  # noqa: SIM115
     try:
         head = _peek(f, 4)
+        if not head:
+            raise InvalidData("empty archive" if isinstance(src, Path)
+                              else "requested load from stdin, but stdin is empty")
         kind = sniff_compression(head)
         seekable = kind == "" and _seekable(f)
         if seekable:
