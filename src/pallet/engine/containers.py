@@ -377,6 +377,9 @@ class ContainerService:
 
     def cleanup(self, c: Container) -> None:
         """Release what a stopped container holds: runtime state, network, rootfs mount."""
+        from pallet.engine.limits import oom_killed
+
+        oom = oom_killed(c)  # State.OOMKilled: read before the runtime removes the cgroup
         with contextlib.suppress(Exception):
             self._runtime(c).delete(c.id, force=True)
         self._network_teardown(c)
@@ -388,8 +391,10 @@ class ContainerService:
                 cur = self.store.load(c.id)
             except PalletError:
                 return
-            if cur.state.mounted:
-                self.store.save_state(cur, replace(cur.state, mounted=False))
+            if cur.state.mounted or (oom and not cur.state.oom_killed):
+                self.store.save_state(
+                    cur, replace(cur.state, mounted=False, oom_killed=cur.state.oom_killed or oom)
+                )
 
     def _network_teardown(self, c: Container) -> None:
         if c.spec.network_mode in ("none", "host", ""):
