@@ -164,3 +164,13 @@ def cpu_percent(prev: Sample | None, cur: Sample | None) -> float:
 
 def online_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def oom_killed(c: Container) -> bool:
+    """Whether the kernel's OOM killer struck in the container's cgroup (read it
+    before the runtime removes the cgroup)."""
+    try:
+        m = cgroup_of(c)
+        return m.exists() and m.oom_killed()
+    except Exception:
+        return False
