@@ -217,7 +217,7 @@ class ImageService:
             return RemoveResult(tuple(untagged), ())
         self.store.images.remove(img.id)
         if prune:
-            self.gc()
+            self.gc(_blobs_of(img))
         return RemoveResult(tuple(untagged), (img.id,))
 
     def prune(self, all_: bool = False) -> PruneResult:
@@ -225,6 +225,7 @@ class ImageService:
         used = _containers_using(self.config)
         before = self.disk_usage_bytes()
         lines: builtins.list[str] = []
+        cands: set[str] = set()
         for img in self.store.images.list():
             if img.id in used:
                 continue
@@ -232,24 +233,38 @@ class ImageService:
                 continue
             lines += [f"untagged: {t}" for t in img.repo_tags + img.repo_digests]
             self.store.images.remove(img.id)
+            cands |= _blobs_of(img)
             lines.append(f"deleted: {img.id}")
-        self.gc()
+        self.gc(cands)
         return PruneResult(tuple(lines), max(0, before - self.disk_usage_bytes()))
 
     # -- garbage collection ---------------------------------------------------------
 
-    def gc(self) -> int:
-        """Remove blobs and snapshots no image refers to; skipped while content is written."""
+    def gc(self, candidates: set[str] | None = None, grace: float = 3600.0) -> int:
+        """Remove blobs and snapshots no image refers to.
+
+        Unreferenced blobs in ``candidates`` (those of images just removed) go
+        at once; other unreferenced blobs only once older than ``grace``
+        seconds, since a pull or a build may be writing blobs it has not yet
+        recorded in the index.  Skipped while an import holds the GC lock.
+        """
         with self.gc_lock(shared=False, wait=False) as got:
             if not got:
                 return 0
             keep = self.store.images.referenced_blobs()
+            cands = candidates or set()
+            cutoff = time.time() - grace
             freed = 0
             for d in self.store.blobs.list():
-                if d not in keep:
-                    with contextlib.suppress(OSError):
-                        freed += self.store.blobs.size(d)
+                if d in keep:
+                    continue
+                try:
+                    st = self.store.blobs.path(d).stat()
+                except OSError:
+                    continue
+                if d in cands or st.st_mtime < cutoff:
                     self.store.blobs.delete(d)
+                    freed += st.st_size
             chains: set[str] = set()
             for img in self.store.images.list():
                 chains.update(chain_ids(list(img.config.diff_ids)))
@@ -288,6 +303,10 @@ class ImageService:
             "ImageList": images,
             "ContainersUsing": used,
         }
+
+
+def _blobs_of(img: Image) -> set[str]:
+    return {img.manifest_digest, img.manifest.config.digest, *(x.digest for x in img.manifest.layers)}
 
 
 def _containers_using(config: Config) -> dict[str, builtins.list[str]]:

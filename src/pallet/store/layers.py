@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pallet.errors import InvalidData, UnsafeArchive
+from pallet.errors import DigestMismatch, InvalidData, UnsafeArchive
 from pallet.oci import mediatypes as mt
 from pallet.store.compression import CHUNK, decompressed
 
@@ -182,11 +182,29 @@ def compression_of(media_type: str) -> str | None:
     return None
 
 
-def unpack(blob_path: Path, media_type: str, target_dir: Path, allow_devices: bool = False) -> int:
+class _HashingReader:
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.h.update(data)
+        return data
+
+
+def unpack(
+    blob_path: Path,
+    media_type: str,
+    target_dir: Path,
+    allow_devices: bool = False,
+    diff_id: str | None = None,
+) -> int:
     """Extract a layer blob into ``target_dir`` (which must not exist yet).
 
-    Returns the number of bytes of file content written.  On any error nothing
-    is left behind.
+    With ``diff_id``, the uncompressed stream must have that digest.  Returns
+    the number of bytes of file content written.  On any error nothing is left
+    behind.
     """
     target_dir = Path(target_dir)
     if target_dir.exists():
@@ -197,7 +215,12 @@ def unpack(blob_path: Path, media_type: str, target_dir: Path, allow_devices: bo
     tmp.mkdir(mode=0o755, parents=True)
     try:
         with open(blob_path, "rb") as raw, decompressed(raw, compression_of(media_type)) as f:
-            size = _extract(f, tmp, allow_devices)
+            hr = _HashingReader(f)
+            size = _extract(hr, tmp, allow_devices)  # type: ignore[arg-type]
+            while hr.read(CHUNK):
+                pass
+        if diff_id is not None and "sha256:" + hr.h.hexdigest() != diff_id:
+            raise DigestMismatch(diff_id, "sha256:" + hr.h.hexdigest())
         os.rename(tmp, target_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

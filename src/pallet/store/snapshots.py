@@ -87,16 +87,16 @@ class SnapshotStore:
             raise InvalidData(f"image {image.short_id}: config and manifest disagree on layers")
         chains = chain_ids(diff_ids)
         out: builtins.list[Path] = []
-        for desc, chain in zip(layers, chains, strict=True):
+        for desc, diff_id, chain in zip(layers, diff_ids, chains, strict=True):
             if not self.has(chain):
                 with self._lock(chain):
                     if not self.has(chain):
-                        self._unpack(desc.digest, desc.media_type, chain)
+                        self._unpack(desc.digest, desc.media_type, chain, diff_id)
             out.append(self.fs(chain))
         out.reverse()
         return out
 
-    def _unpack(self, digest: str, media_type: str, chain: str) -> None:
+    def _unpack(self, digest: str, media_type: str, chain: str, diff_id: str | None = None) -> None:
         blob = self.blobs.path(digest)
         if not blob.is_file():
             from pallet.errors import BlobNotFound
@@ -108,7 +108,7 @@ class SnapshotStore:
             shutil.rmtree(tmp)
         tmp.mkdir(mode=0o700)
         try:
-            size = unpack(blob, media_type, tmp / "fs")
+            size = unpack(blob, media_type, tmp / "fs", diff_id=diff_id)
             (tmp / "size").write_text(str(size))
             (tmp / "diff").write_text(digest)
             os.rename(tmp, self.dir(chain))
