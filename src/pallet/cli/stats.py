@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -28,8 +26,6 @@ HEADERS = {
     "BlockIO": "BLOCK I/O",
     "PIDs": "PIDS",
 }
-_FIELD = re.compile(r"{{\s*\.(\w+)\s*}}")
-_JSON_ALL = re.compile(r"{{\s*json\s+\.\s*}}")
 NO_STREAM_INTERVAL = 0.5
 STREAM_INTERVAL = 1.0
 
@@ -77,35 +73,13 @@ def row(c: Container, ref: str, prev: Sample | None, cur: Sample | None, no_trun
 
 def render(fmt: str, rows: list[dict[str, str]]) -> str:
     """Docker's ``--format``: "table ..." (aligned, with a header), "json", or a template."""
+    from pallet.cli import format as gofmt
+
     if fmt == "json":
         fmt = "{{json .}}"
-    table = fmt.startswith("table")
-    if table:
-        fmt = fmt[len("table") :].strip() or DEFAULT_FORMAT[len("table ") :]
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-
-    def one(r: dict[str, str]) -> str:
-        out = _JSON_ALL.sub(lambda _m: json.dumps(r, separators=(",", ":")), fmt)
-        return _FIELD.sub(lambda m: _field(r, m.group(1)), out)
-
-    lines = [one(r) for r in rows]
-    if not table:
-        return "".join(line + "\n" for line in lines)
-    header = _FIELD.sub(lambda m: HEADERS.get(m.group(1), m.group(1).upper()), fmt)
-    cells = [line.split("\t") for line in [header, *lines]]
-    ncol = max(len(c) for c in cells)
-    widths = [max((len(c[i]) for c in cells if i < len(c)), default=0) for i in range(ncol)]
-    out = []
-    for c in cells:
-        parts = [cell.ljust(max(widths[i] + 3, 10)) if i < len(c) - 1 else cell for i, cell in enumerate(c)]
-        out.append("".join(parts).rstrip())
-    return "".join(line + "\n" for line in out)
-
-
-def _field(r: dict[str, str], name: str) -> str:
-    if name not in r:
-        raise click.UsageError(f'template: :1: executing "" at <.{name}>: can\'t evaluate field {name}')
-    return r[name]
+    elif fmt.strip() == "table":
+        fmt = DEFAULT_FORMAT
+    return gofmt.render(fmt, list(rows), headers=HEADERS)
 
 
 @click.command(help="Display a live stream of container(s) resource usage statistics")
