@@ -54,6 +54,7 @@ def kernel_cmdline(
         "i8042.dumbkbd",
         "nomodeset",
         "rdinit=/init",
+        "page_alloc.shuffle=0",
     ]
     if tsc_khz > 0:
         args.append(f"tsc_early_khz={tsc_khz}")
