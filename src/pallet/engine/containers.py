@@ -226,7 +226,7 @@ class ContainerService:
             c = self.store.create(cid, name, spec, now_ns())
             if image_volumes:
                 c = self._anonymous_volumes(c, image_volumes)
-            self._named_volumes(c)
+            c = self._named_volumes(c)
         except BaseException:
             self.store.release(name, cid)
             self._drop(cid)
@@ -252,16 +252,26 @@ class ContainerService:
         self.store._write_config(c.dir, c.id, c.name, c.created, spec)
         return replace(c, spec=spec)
 
-    def _named_volumes(self, c: Container) -> None:
+    def _named_volumes(self, c: Container) -> Container:
+        """Create the named volumes a container mounts, and name its anonymous ones."""
         from pallet.engine.volumes import VolumeService
 
-        vs = None
+        vs = VolumeService(self.config)
+        mounts = []
+        changed = False
         for m in c.spec.mounts:
-            if m.type == "volume" and m.source and not m.anonymous:
-                vs = vs or VolumeService(self.config)
+            if m.type == "volume" and not m.source:
+                v = vs.create(anonymous=True)
+                m = replace(m, source=v.name, anonymous=True)
+                changed = True
+            elif m.type == "volume":
                 vs.create(m.source)
-            elif m.type == "volume" and m.anonymous and not m.source:
-                raise PalletError("internal: anonymous volume without a name")
+            mounts.append(m)
+        if not changed:
+            return c
+        spec = replace(c.spec, mounts=tuple(mounts))
+        self.store._write_config(c.dir, c.id, c.name, c.created, spec)
+        return replace(c, spec=spec)
 
     # -- start (detached, under a monitor) -------------------------------------------------
 
