@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.escape_harness import (
     MB,
     BundleDriver,
+    PalletDriver,
     host_block_device,
     pallet_runtime_available,
 )
+from tests.support.cli import Pallet
 from tests.support.images import busybox_available, make_busybox_rootfs
 
 pytestmark = [
@@ -38,13 +42,23 @@ def rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_busybox_rootfs(tmp_path_factory.mktemp("escape") / "rootfs")
 
 
-@pytest.fixture(params=["runc", "pallet-runtime"])
-def box(request: pytest.FixtureRequest, tmp_path: Path, rootfs_template: Path) -> Iterator[BundleDriver]:
-    if request.param == "runc" and subprocess.run(["which", "runc"], capture_output=True).returncode:
+@pytest.fixture(params=["bundle:runc", "bundle:pallet-runtime", "run:runc", "run:pallet"])
+def box(
+    request: pytest.FixtureRequest, tmp_path: Path, rootfs_template: Path, pallet_root: Path, busybox_tar: Path
+) -> Iterator[BundleDriver]:
+    """A default container: an OCI bundle run by a runtime binary, or ``pallet run``."""
+    how, runtime = request.param.split(":")
+    if runtime == "runc" and shutil.which("runc") is None:
         pytest.skip("runc is not installed")
-    if request.param == "pallet-runtime" and not pallet_runtime_available():
+    if runtime in ("pallet-runtime", "pallet") and not pallet_runtime_available():
         pytest.skip("pallet's runtime (pallet.runtime.cli) is not built yet")
-    d = BundleDriver(request.param, tmp_path, rootfs_template)
+    d: Any
+    if how == "bundle":
+        d = BundleDriver(runtime, tmp_path, rootfs_template)
+    else:
+        p = Pallet(pallet_root, runtime=runtime)
+        p.ok("import", str(busybox_tar), "busybox:test")
+        d = PalletDriver(p, "busybox:test")
     try:
         yield d
     finally:
