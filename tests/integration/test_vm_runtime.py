@@ -162,6 +162,12 @@ def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busyb
         assert rt.exec("t2", {"args": ["no-such-command"]}, stdout=fo, stderr=fo) == 127
     text = out.read_text()
     assert text.startswith("host-data\n") and "executable file not found" in text
+    # a detached exec is a local process standing for the guest's: signal it, wait for it
+    relay = rt.exec("t2", {"args": ["sleep", "100"]}, detach=True)
+    time.sleep(1.0)
+    os.kill(relay, signal.SIGTERM)
+    _, status = os.waitpid(relay, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGTERM
     # stop: SIGTERM reaches the process, the guest powers itself off
     qemu_pid = json.loads((rt.state_root / "t2" / "state.json").read_text())["qemu_pid"]
     rt.kill("t2", signal.SIGTERM)

@@ -277,7 +277,13 @@ class VMRuntime:
     def exec(self, id: str, process: dict[str, Any], *, stdin: Stdio = None, stdout: Stdio = None,
              stderr: Stdio = None, console_socket: str | None = None,
              detach: bool = False) -> int:
-        """Run another process in the guest; returns its exit status (0 at once with detach)."""
+        """Run another process in the guest.
+
+        With ``detach`` it returns at once the pid of a local relay process (a child of
+        the caller) that stands for the guest process: it exits with its status and passes
+        signals on, as the process ``runc exec -d`` leaves.  Otherwise it waits and returns
+        the exit status.
+        """
         user = process.get("user") or {}
         spec = {"args": list(process.get("args") or ()), "env": list(process.get("env") or ()),
                 "cwd": process.get("cwd") or "/", "uid": int(user.get("uid", 0)),
@@ -289,24 +295,20 @@ class VMRuntime:
         d = self._dir(id)
         if self.state(id).status != "running":
             raise Conflict(f"container {id} is not running")
+        if spec["terminal"] and not console_socket:
+            raise InvalidArgument("a terminal was requested but no console socket was given")
+        argv = [sys.executable, "-m", "pallet.vm.execrelay", str(d / "ctl.sock"), json.dumps(spec)]
+        if console_socket:
+            argv.append(console_socket)
         nul = os.open(os.devnull, os.O_RDWR)
-        fds = [_fd(stdin, nul), _fd(stdout, nul if detach else 1), _fd(stderr, nul if detach else 2)]
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.connect(str(d / "ctl.sock"))
-            socket.send_fds(s, [json.dumps({"op": "exec", "process": spec}).encode()], fds)
-            f = s.makefile("rb")
-            first = json.loads(f.readline() or b'{"error": "the VM stopped"}')
-            if "error" in first:
-                raise RuntimeFailure(first["error"])
-            if detach:
-                return 0
-            last = json.loads(f.readline() or b'{"exit": 137}')
-            return int(last.get("exit", 137))
+            relay = subprocess.Popen(argv, stdin=_fd(stdin, nul), stdout=_fd(stdout, 1),
+                                     stderr=_fd(stderr, 2), start_new_session=True, cwd="/")
         finally:
-            if not detach:
-                s.close()
             os.close(nul)
+        if detach:
+            return relay.pid
+        return relay.wait()
 
     # -- state ----------------------------------------------------------------------
 

@@ -202,7 +202,7 @@ class Shim:
                     self.reply(self.pending_start, {"ok": True, "pid": s.pid})
                     self.pending_start = None
             elif s.client is not None:
-                self.reply(s.client, {"ok": True, "pid": s.pid}, keep=True)
+                self.reply(s.client, {"ok": True, "pid": s.pid, "id": s.id}, keep=True)
         elif f.type == proto.EXIT:
             s.exit_code = int(f.payload or b"255")
             if f.id == 0:
@@ -272,6 +272,16 @@ class Shim:
                 self.sessions[sid] = s
                 self.sel.register(conn, selectors.EVENT_READ, ("client", sid))
                 self.start_session(s, proto.ProcessSpec(**_spec_args(req["process"])))
+            elif op in ("signal", "resize"):
+                sid = int(req["session"])
+                if sid not in self.sessions:
+                    self.reply(conn, {"error": f"no exec session {sid}"})
+                elif op == "signal":
+                    self.send(proto.SIGNAL, sid, str(int(req["signal"])).encode())
+                    self.reply(conn, {"ok": True})
+                else:
+                    self.send(proto.WINSIZE, sid, f"{int(req['rows'])} {int(req['cols'])}".encode())
+                    self.reply(conn, {"ok": True})
             elif op == "state":
                 self.reply(conn, dict(self.state))
             else:
