@@ -274,3 +274,56 @@ def test_cli_save_load_through_docker(dockerd: Any, pallet: Pallet, tmp_path: Pa
     img = images.get("from-docker:v1")
     assert img.id == item.manifest.config.digest
     assert img.config.config.cmd == ("sh", "-c", "cat /etc/pallet-marker")
+
+
+def _runner(root: Path) -> Pallet:
+    """pallet with runc as the low-level runtime where runc exists (the run path is not
+    what these tests are about)."""
+    return Pallet(root, runtime="runc" if shutil.which("runc") else None)
+
+
+@pytest.mark.skipif(not busybox_available(), reason="needs busybox-static")
+def test_docker_pulls_and_runs_what_pallet_pushed(dockerd: Any, plain: RunningRegistry,
+                                                  pallet: Pallet, tmp_path: Path,
+                                                  env: dict[str, str]) -> None:
+    sink = DirSink(tmp_path / "src")
+    item = busybox_item(tmp_path, sink, compress=False)
+    name = f"{plain.host}/interop/from-pallet:v1"
+    item = archive.SaveItem(item.manifest, item.manifest_bytes, item.media_type, (name,))
+    with open(tmp_path / "d.tar", "wb") as f:
+        archive.write_docker_archive(f, [item], sink, tmp_path)
+    assert pallet("load", "-i", str(tmp_path / "d.tar")).rc == 0
+    r = pallet("push", name, env=env)
+    assert r.rc == 0, r
+    try:
+        dockerd.docker("pull", name)
+        run = dockerd.docker("run", "--rm", "--network", "none", name)
+        assert run.stdout == b"saved by pallet\n"
+    finally:
+        dockerd.docker("rmi", "-f", name, check=False)
+
+
+@pytest.mark.skipif(not busybox_available(), reason="needs busybox-static")
+def test_pallet_pulls_and_runs_what_docker_pushed(dockerd: Any, plain: RunningRegistry,
+                                                  pallet_root: Path, tmp_path: Path,
+                                                  env: dict[str, str]) -> None:
+    from tests.support.images import make_busybox_tar
+
+    base = make_busybox_tar(tmp_path / "busybox.tar")
+    name = f"{plain.host}/interop/from-docker:v1"
+    dockerd.docker("import", "--change", 'CMD ["sh"]', str(base), "interop-base:v1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM interop-base:v1\nRUN echo pushed-by-docker > /etc/marker\nENV GREETING=hello\n"
+        'CMD ["sh", "-c", "cat /etc/marker; echo $GREETING"]\n')
+    try:
+        dockerd.docker("build", "-q", "-t", name, str(ctx), timeout=300)
+        dockerd.docker("push", name, timeout=300)
+    finally:
+        dockerd.docker("rmi", "-f", name, "interop-base:v1", check=False)
+    p = _runner(pallet_root)
+    r = p("pull", name, env=env)
+    assert r.rc == 0, r
+    r = p("run", "--rm", name, timeout=120)
+    assert r.rc == 0 and r.out == "pushed-by-docker\nhello\n", r

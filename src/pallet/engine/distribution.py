@@ -44,12 +44,19 @@ BUF = 1 << 20
 
 def stores(config: Config) -> tuple[Any, Any]:
     """``(blobs, images)`` of the image store under ``config.root``."""
-    from pallet.store.blobs import BlobStore
-    from pallet.store.images import ImageStore
+    from pallet.store import Store
 
-    root = config.root / "store"
-    blobs = BlobStore(root)
-    return blobs, ImageStore(root, blobs)
+    store = Store(config.root / "store")
+    return store.blobs, store.images
+
+
+@contextlib.contextmanager
+def _writing(config: Config) -> Iterator[None]:
+    """Hold the store's GC lock shared while blobs not yet recorded are written."""
+    from pallet.engine.images import ImageService
+
+    with ImageService(config).gc_lock():
+        yield
 
 
 def _tmpdir(config: Config) -> Path:
@@ -138,16 +145,18 @@ def pull(config: Config, name: str, *, platform: str = "", tls_verify: bool = Tr
     say(f"{ref.tag or ref.digest}: Pulling from {ref.path}\n")
     if out is not None:
         out.flush()
-    try:
-        with Registry(ref.domain, credentials(ref.domain), options(config, tls_verify)) as reg:
-            got = do_pull(reg, ref, blobs, platform=plat, progress=progress)
-    finally:
-        progress.close()
     before = _image_id_for(images, str(ref)) if ref.tag else ""
-    refs = [ref.with_digest(got.repo_digest)]
-    if ref.tag:
-        refs.insert(0, ref)
-    image = images.add(got.manifest_bytes, got.media_type, refs)
+    with _writing(config):
+        try:
+            with Registry(ref.domain, credentials(ref.domain),
+                          options(config, tls_verify)) as reg:
+                got = do_pull(reg, ref, blobs, platform=plat, progress=progress)
+        finally:
+            progress.close()
+        refs = [ref.with_digest(got.repo_digest)]
+        if ref.tag:
+            refs.insert(0, ref)
+        image = images.add(got.manifest_bytes, got.media_type, refs)
     meta = Metadata(config.root)
     for d in (got.manifest.config, *got.manifest.layers):
         meta.add_source(d.digest, ref.repository)
@@ -255,7 +264,8 @@ def push(config: Config, name: str, *, tls_verify: bool = True, chunk_size: int 
         out.flush()
     meta = Metadata(config.root)
     data, media_type = _manifest_bytes(blobs, image)
-    data, media_type = distributable(blobs, meta, data, media_type, _tmpdir(config))
+    with _writing(config):
+        data, media_type = distributable(blobs, meta, data, media_type, _tmpdir(config))
 
     def candidates(digest: str) -> tuple[str, ...]:
         out_: list[str] = []
@@ -365,24 +375,25 @@ def load(config: Config, input_: str = "", stdin: BinaryIO | None = None,
     blobs, images = stores(config)
     plat = Platform.parse(platform) if platform else host_platform()
     tmp = _tmpdir(config)
-    if input_:
-        p = Path(input_)
-        if not p.exists():
-            raise InvalidArgument(f"open {input_}: no such file or directory")
-        loaded = archive.load(p, blobs, tmp, plat)
-    else:
-        src = stdin or sys.stdin.buffer
-        if src.isatty():
-            raise InvalidArgument("requested load from stdin, but stdin is empty")
-        loaded = archive.load(src, blobs, tmp, plat)
-    if not loaded:
-        raise InvalidData("the archive holds no image")
     lines: list[str] = []
-    for item in loaded:
-        refs = [parse(r) for r in item.refs]
-        image = images.add(item.manifest_bytes, item.media_type, refs)
-        if item.refs:
-            lines += [f"Loaded image: {parse(r).familiar()}" for r in item.refs]
+    with _writing(config):
+        if input_:
+            p = Path(input_)
+            if not p.exists():
+                raise InvalidArgument(f"open {input_}: no such file or directory")
+            loaded = archive.load(p, blobs, tmp, plat)
         else:
-            lines.append(f"Loaded image ID: {getattr(image, 'id', item.config_digest)}")
+            src = stdin or sys.stdin.buffer
+            if src.isatty():
+                raise InvalidArgument("requested load from stdin, but stdin is empty")
+            loaded = archive.load(src, blobs, tmp, plat)
+        if not loaded:
+            raise InvalidData("the archive holds no image")
+        for item in loaded:
+            refs = [parse(r) for r in item.refs]
+            image = images.add(item.manifest_bytes, item.media_type, refs)
+            if item.refs:
+                lines += [f"Loaded image: {parse(r).familiar()}" for r in item.refs]
+            else:
+                lines.append(f"Loaded image ID: {getattr(image, 'id', item.config_digest)}")
     return lines

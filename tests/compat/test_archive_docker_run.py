@@ -1,0 +1,73 @@
+"""``pallet save`` / ``pallet load`` through the real Docker, with the images run on both
+sides: an image imported into pallet runs in Docker after save/load, and one built
+by Docker runs in pallet after save/load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import Pallet
+from tests.support.images import busybox_available, make_busybox_tar
+
+pytestmark = pytest.mark.skipif(not busybox_available(), reason="needs busybox-static")
+
+
+def _runner(root: Path) -> Pallet:
+    """pallet with runc as the low-level runtime where runc exists."""
+    return Pallet(root, runtime="runc" if shutil.which("runc") else None)
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_pallet_image_runs_in_docker(dockerd: Any, pallet_root: Path, tmp_path: Path,
+                                     fmt: str) -> None:
+    p = _runner(pallet_root)
+    tar = make_busybox_tar(tmp_path / "busybox.tar")
+    p.ok("import", "--change", 'CMD ["sh", "-c", "echo from pallet $((6*7))"]', str(tar),
+         "pallet-made:v1")
+    out = tmp_path / "img.tar"
+    r = p("save", "--format", fmt, "-o", str(out), "pallet-made:v1")
+    assert r.rc == 0, r
+    if fmt == "oci-archive":
+        # Docker 20.10 loads only its own format; skopeo converts
+        if shutil.which("skopeo") is None:
+            pytest.skip("needs skopeo")
+        import subprocess
+
+        conv = tmp_path / "conv.tar"
+        subprocess.run(["skopeo", "copy", f"oci-archive:{out}:v1",
+                        f"docker-archive:{conv}:pallet-made:v1"], check=True,
+                       capture_output=True)
+        out = conv
+    r2 = dockerd.docker("load", "-i", str(out))
+    assert "Loaded image: pallet-made:v1" in r2.stdout.decode()
+    try:
+        run = dockerd.docker("run", "--rm", "--network", "none", "pallet-made:v1")
+        assert run.stdout == b"from pallet 42\n"
+    finally:
+        dockerd.docker("rmi", "-f", "pallet-made:v1", check=False)
+
+
+def test_docker_image_runs_in_pallet(dockerd: Any, pallet_root: Path, tmp_path: Path) -> None:
+    tar = make_busybox_tar(tmp_path / "busybox.tar")
+    dockerd.docker("import", "--change", 'CMD ["sh"]', str(tar), "docker-base:v1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM docker-base:v1\nRUN echo built-by-docker > /etc/marker && rm /etc/os-release\n"
+        'WORKDIR /srv\nCMD ["sh", "-c", "cat /etc/marker; pwd; test -e /etc/os-release || '
+        'echo whiteout-ok"]\n')
+    saved = tmp_path / "docker.tar"
+    try:
+        dockerd.docker("build", "-q", "-t", "docker-made:v1", str(ctx), timeout=300)
+        dockerd.docker("save", "-o", str(saved), "docker-made:v1")
+    finally:
+        dockerd.docker("rmi", "-f", "docker-made:v1", "docker-base:v1", check=False)
+    p = _runner(pallet_root)
+    r = p("load", "-i", str(saved))
+    assert r.out.strip() == "Loaded image: docker-made:v1", r
+    r = p("run", "--rm", "docker-made:v1", timeout=120)
+    assert r.rc == 0 and r.out == "built-by-docker\n/srv\nwhiteout-ok\n", r
