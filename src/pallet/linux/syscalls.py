@@ -88,3 +88,45 @@ PR_SET_PDEATHSIG = 1
 def set_parent_death_signal(sig: int) -> None:
     """Have the kernel send ``sig`` to this process when its parent thread exits."""
     _check(libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+
+
+def set_no_new_privs() -> None:
+    """Forbid this process and its children to gain privileges on execve (setuid bits, file caps)."""
+    _check(libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def get_no_new_privs() -> bool:
+    return bool(_check(libc().prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), "prctl(PR_GET_NO_NEW_PRIVS)"))
+
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+# seccomp(2) by machine (no libc wrapper)
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "i386": 354, "i686": 354, "armv7l": 383, "ppc64le": 358,
+                "ppc64": 358, "s390x": 348, "riscv64": 277, "loongarch64": 277}
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """Install a classic BPF seccomp filter: ``program`` is its ``struct sock_filter``
+    array (8 bytes an instruction), as libseccomp exports it."""
+    import ctypes
+    import platform
+
+    nr = _SYS_SECCOMP.get(platform.machine())
+    if nr is None:
+        raise OSError(38, f"seccomp: unknown syscall number on {platform.machine()}")
+    if not program or len(program) % 8:
+        raise ValueError("a seccomp program is a non-empty array of 8-byte instructions")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.addressof(buf))
+    _check(libc().syscall(nr, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)), "seccomp(SECCOMP_SET_MODE_FILTER)")
