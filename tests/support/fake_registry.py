@@ -216,7 +216,7 @@ def fake_registry(faults: Faults | None = None) -> Iterator[FakeRegistry]:
     reg = FakeRegistry(f"127.0.0.1:{port}", faults or Faults(), layer, config, manifest)
     srv = ThreadingHTTPServer(("127.0.0.1", port), _handler(reg))
     srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     try:
         yield reg

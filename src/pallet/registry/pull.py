@@ -8,7 +8,7 @@ as Docker keeps them; partial downloads are removed by the store's writer).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from pallet.oci.manifest import Descriptor, Index, Manifest, Platform, sniff_med
 from pallet.oci.reference import Reference
 from pallet.registry.auth import scope_for
 from pallet.registry.errors import RegistryInvalidData, RegistryNotFound, RegistryUnavailable
+from pallet.registry.parallel import Cancelled, run_all
 from pallet.registry.platform import host_platform, select
 from pallet.registry.progress import NullProgress, Progress
 from pallet.registry.transport import Registry
@@ -117,7 +118,8 @@ def resolve(reg: Registry, ref: Reference, platform: Platform | None = None
 
 
 def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
-               progress: Progress | None = None, key: str = "") -> None:
+               progress: Progress | None = None, key: str = "",
+               cancel: threading.Event | None = None) -> None:
     """Download one blob into ``sink``, verified; resume (Range) after a dropped
     connection or a short body, within the retry budget."""
     import httpx
@@ -125,7 +127,7 @@ def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
     progress = progress or NullProgress()
     key = key or short_id(desc.digest)
     url = f"/v2/{path}/blobs/{desc.digest}"
-    attempts = 0
+    attempts = timeouts = 0
     with sink.writer(desc.digest, desc.size) as w:
         got = 0
         progress.start(key, desc.size, "Downloading")
@@ -136,6 +138,8 @@ def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
                                 ok=(200, 206), what=f"blob {desc.digest}") as resp:
                     skip = got if resp.status_code == 200 else 0
                     for chunk in resp.iter_raw():
+                        if cancel is not None and cancel.is_set():
+                            raise Cancelled(desc.digest)
                         if skip:
                             if len(chunk) <= skip:
                                 skip -= len(chunk)
@@ -154,7 +158,16 @@ def fetch_blob(reg: Registry, path: str, desc: Descriptor, sink: BlobSink,
                     f"blob unknown: {desc.digest} (the manifest points to a missing blob)",
                     404, "BLOB_UNKNOWN",
                 ) from None
-            except (httpx.TransportError, RegistryUnavailable) as e:
+            except httpx.TimeoutException:
+                # the body stalled; one more try from where it stopped, then give up
+                if timeouts >= 1:
+                    raise RegistryUnavailable(
+                        f"failed to download {desc.digest}: timeout: no data within "
+                        f"{reg.options.timeout:g}s ({got} of {desc.size} bytes)"
+                    ) from None
+                timeouts += 1
+                continue
+            except httpx.TransportError as e:
                 if attempts >= reg.options.retries:
                     why = (f"unexpected EOF ({got} of {desc.size} bytes)"
                            if isinstance(e, httpx.RemoteProtocolError) else _why(e))
@@ -206,22 +219,11 @@ def pull(reg: Registry, ref: Reference, sink: BlobSink, *, platform: Platform | 
             todo.append(d)
             if d is not manifest.config:
                 progress.status(short_id(d.digest), "Pulling fs layer")
-    workers = max(1, min(reg.options.max_workers, len(todo)))
-    if todo:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-            futs = [
-                pool.submit(fetch_blob, reg, ref.path, d, sink,
-                            progress if d is not manifest.config else NullProgress())
-                for d in todo
-            ]
-            errors = []
-            for f in futs:
-                try:
-                    f.result()
-                except BaseException as e:  # first error wins; let the others finish
-                    errors.append(e)
-            if errors:
-                raise errors[0]
+    def one(d: Descriptor, cancel: threading.Event) -> None:
+        fetch_blob(reg, ref.path, d, sink,
+                   progress if d is not manifest.config else NullProgress(), cancel=cancel)
+
+    run_all(one, todo, reg.options.max_workers, "pull")
     for d in manifest.layers:
         if d.digest in {x.digest for x in todo}:
             progress.status(short_id(d.digest), "Pull complete")

@@ -5,8 +5,8 @@ missing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlencode
@@ -16,6 +16,7 @@ from pallet.oci.manifest import Descriptor, Manifest
 from pallet.oci.reference import Reference
 from pallet.registry.auth import scope_for
 from pallet.registry.errors import RegistryError, RegistryInvalidData
+from pallet.registry.parallel import Cancelled, run_all
 from pallet.registry.progress import NullProgress, Progress
 from pallet.registry.pull import short_id
 from pallet.registry.transport import Registry
@@ -184,31 +185,21 @@ def push(reg: Registry, ref: Reference, src: BlobSource, manifest_bytes: bytes,
     """Push one image manifest and everything it references, the manifest last."""
     progress = progress or NullProgress()
     manifest = Manifest.from_json(manifest_bytes, media_type)
-    results: dict[str, str] = {}
     blobs: list[tuple[Descriptor, bool]] = [(d, True) for d in manifest.layers]
     blobs.append((manifest.config, False))
     uniq: dict[str, tuple[Descriptor, bool]] = {}
     for d, show in blobs:
         uniq.setdefault(d.digest, (d, show))
 
-    def one(item: tuple[Descriptor, bool]) -> tuple[str, str]:
+    def one(item: tuple[Descriptor, bool], cancel: threading.Event) -> tuple[str, str]:
         d, show = item
+        if cancel.is_set():
+            raise Cancelled(d.digest)
         cands = mount_candidates(d.digest) if mount_candidates else ()
         return d.digest, push_blob(reg, ref.path, src, d, mount_candidates=cands,
                                    chunk_size=chunk_size, progress=progress, show=show)
 
-    workers = max(1, min(reg.options.max_workers, len(uniq)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") as pool:
-        futs = [pool.submit(one, it) for it in uniq.values()]
-        errors: list[BaseException] = []
-        for f in futs:
-            try:
-                k, v = f.result()
-                results[k] = v
-            except BaseException as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+    results = dict(run_all(one, list(uniq.values()), reg.options.max_workers, "push"))
     digest = push_manifest(reg, ref.path, ref.digest or ref.tag or "latest", manifest_bytes,
                            media_type)
     by: dict[str, list[str]] = {"exists": [], "mounted": [], "uploaded": []}

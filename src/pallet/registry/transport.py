@@ -233,7 +233,7 @@ class Registry:
         import httpx
 
         delay = self.options.backoff
-        attempt = 0
+        attempt = timeouts = 0
         while True:
             try:
                 resp = send()
@@ -242,6 +242,9 @@ class Registry:
                     f'{method.capitalize()} "{url}": timeout: no answer within '
                     f"{self.options.timeout:g}s"
                 )
+                timeouts += 1
+                if timeouts > 1:  # a registry that hangs twice will hang again
+                    raise err from None
             except httpx.ConnectError as e:
                 text = str(e)
                 if "CERTIFICATE" in text.upper() or "SSL" in text.upper() or "TLS" in text.upper():
