@@ -138,3 +138,50 @@ def test_import_is_lazy() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert r.stdout.strip() == "False"
+
+
+def test_prepared_program_loads_without_libseccomp(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The init compiles before pivot_root and installs after: the install needs no library."""
+    spec = {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+    prepared = seccomp.prepare(spec, no_new_privs=True)
+    assert prepared is not None and len(prepared.program) % 8 == 0
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        from pallet.runtime.seccomp import Prepared
+        from pallet.linux import syscalls
+        Prepared(bytes.fromhex({prepared.program.hex()!r}), 0, True).load()
+        assert syscalls.get_no_new_privs()
+        try:
+            os.mkdir({str(tmp_path / 'x')!r})
+        except OSError as e:
+            print("mkdir", e.errno)
+        print("pyseccomp" in sys.modules)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["mkdir", "13", "False"]
+
+
+def test_prepare_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    spec = default_profile(DEFAULT_CAPS)
+    first = seccomp.prepare(spec, cache_dir=str(tmp_path))
+    assert first is not None and len(list(tmp_path.iterdir())) == 1
+
+    def boom(_spec: dict) -> bytes:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(seccomp, "compile_bpf", boom)
+    again = seccomp.prepare(spec, cache_dir=str(tmp_path))
+    assert again == first
+    other = dict(spec, defaultErrnoRet=38)
+    with pytest.raises(AssertionError, match="compiled again"):
+        seccomp.prepare(other, cache_dir=str(tmp_path))
+
+
+def test_prepare_flags() -> None:
+    p = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]})
+    assert p is not None and p.flags == 3
+    assert seccomp.prepare(None) is None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,7 +63,7 @@ _OCI_KEYS = ("defaultAction", "defaultErrnoRet", "architectures", "flags", "list
 
 
 def native_arch(machine: str | None = None) -> str:
-    m = machine or platform.machine()
+    m = machine or os.uname().machine
     return _MACHINE_TO_ARCH.get(m, m)
 
 

@@ -1,29 +1,42 @@
-"""Load an OCI ``linux.seccomp`` filter into the calling process (libseccomp).
+"""Seccomp filters for containers: an OCI ``linux.seccomp`` object compiled by
+libseccomp to a BPF program, installed in the container's init.
 
-Called by the container's init as late as possible, right before it execs the
-container's process.  Ordering, as runc does it:
+Two steps, because the init installs the filter after it has switched to the
+container's root, where the host's libseccomp is no longer reachable:
 
-* with ``process.noNewPrivileges``: set no_new_privs (``apply(...,
-  no_new_privs=True)`` asks libseccomp to set it as it loads), drop
-  capabilities and switch user first, then load the filter last, just before
-  exec, so the filter constrains nothing but the container's program;
+* :func:`prepare` (before pivot_root; may use a cache directory): compile the
+  spec to the kernel's BPF program (about 30 ms with libseccomp, ~1 ms from
+  the cache);
+* :meth:`Prepared.load` (right before exec): set no_new_privs if asked, and
+  install the program with seccomp(2): no library, no file access.
+
+:func:`apply` does both at once, for callers that still see the host's files.
+
+Ordering, as runc does it:
+
+* with ``process.noNewPrivileges``: drop capabilities and switch user first,
+  then load last, just before exec (no_new_privs is set as part of the load),
+  so the filter constrains nothing but the container's program;
 * without it: the kernel accepts a filter only from a process holding
-  CAP_SYS_ADMIN, so load it BEFORE dropping capabilities; then every call the
-  init still makes (capset, setgroups, setuid, chdir, execve) must be allowed
-  by the profile, which Docker's default profile does.
+  CAP_SYS_ADMIN, so load BEFORE dropping capabilities; every call the init
+  still makes afterwards (capset, setgroups, setuid, chdir, execve) must then
+  be allowed by the profile, which Docker's default profile does.
 
-libseccomp itself sets no_new_privs on load unless told not to; pallet tells
-it not to, so that a container without ``no-new-privileges`` keeps setuid
-binaries working as under Docker.
+libseccomp would set no_new_privs itself when loading; pallet never lets it,
+so that a container without ``no-new-privileges`` keeps setuid binaries
+working as under Docker.
 
-The binding is imported inside :func:`apply`: importing this module costs
-nothing and loads no library.
+Importing this module costs nothing and loads no library.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import hashlib
+import json
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pallet.errors import InvalidArgument
@@ -132,10 +145,90 @@ def _arg_groups(sc: Any, args: list[Mapping[str, Any]]) -> list[list[Any]]:
     return [[c] for c in conds]
 
 
-def apply(seccomp_spec: Mapping[str, Any] | None, *, no_new_privs: bool = False) -> None:
-    """Load ``seccomp_spec`` (OCI ``linux.seccomp``) into this process; ``None``
-    (unconfined) does nothing.  Raises OSError from the kernel (EACCES without
-    CAP_SYS_ADMIN and without no_new_privs) and InvalidArgument for a bad spec."""
+_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled filter, ready to install."""
+
+    program: bytes  # struct sock_filter[]
+    flags: int  # SECCOMP_FILTER_FLAG_*
+    no_new_privs: bool
+
+    def load(self) -> None:
+        """Install the filter in the calling thread (and, with TSYNC, its siblings)."""
+        from pallet.linux import syscalls
+
+        if self.no_new_privs:
+            syscalls.set_no_new_privs()
+        syscalls.seccomp_set_filter(self.program, self.flags)
+
+
+def filter_flags(spec: Mapping[str, Any]) -> int:
+    from pallet.linux import syscalls
+
+    table = {
+        "SECCOMP_FILTER_FLAG_TSYNC": syscalls.SECCOMP_FILTER_FLAG_TSYNC,
+        "SECCOMP_FILTER_FLAG_LOG": syscalls.SECCOMP_FILTER_FLAG_LOG,
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW": syscalls.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    }
+    flags = 0
+    for f in spec.get("flags") or []:
+        if f not in table:
+            raise InvalidArgument(f"invalid seccomp flag {f!r}")
+        flags |= table[f]
+    return flags
+
+
+def compile_bpf(spec: Mapping[str, Any]) -> bytes:
+    """The BPF program libseccomp generates for ``spec``."""
+    f = build(spec)
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as out:
+        f.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+def prepare(
+    seccomp_spec: Mapping[str, Any] | None, *, no_new_privs: bool = False, cache_dir: str | None = None
+) -> Prepared | None:
+    """Compile ``seccomp_spec`` (``None``: unconfined); with ``cache_dir``, reuse or
+    store the program there, keyed by the spec's content."""
     if not seccomp_spec:
-        return
-    build(seccomp_spec, no_new_privs=no_new_privs).load()
+        return None
+    flags = filter_flags(seccomp_spec)
+    path = None
+    if cache_dir:
+        key = hashlib.sha256(
+            json.dumps([_CACHE_VERSION, os.uname().machine, seccomp_spec], sort_keys=True).encode()
+        ).hexdigest()
+        path = os.path.join(cache_dir, f"{key}.bpf")
+        try:
+            with open(path, "rb") as f:
+                program = f.read()
+            if program and len(program) % 8 == 0:
+                return Prepared(program, flags, no_new_privs)
+        except OSError:
+            pass
+    program = compile_bpf(seccomp_spec)
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(program)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot be written is only slower
+    return Prepared(program, flags, no_new_privs)
+
+
+def apply(seccomp_spec: Mapping[str, Any] | None, *, no_new_privs: bool = False) -> None:
+    """Compile and install ``seccomp_spec`` (OCI ``linux.seccomp``) in this process;
+    ``None`` (unconfined) does nothing.  Raises OSError from the kernel (EACCES
+    without CAP_SYS_ADMIN and without no_new_privs) and InvalidArgument for a bad spec."""
+    prepared = prepare(seccomp_spec, no_new_privs=no_new_privs)
+    if prepared is not None:
+        prepared.load()
