@@ -260,7 +260,7 @@ def start_detached(svc: ContainerService, c: Container) -> Container:
     except ValueError:
         report = {}
     if "pid" not in report:
-        err = str(report.get("error") or "the container monitor failed to start")
+        err = _runtime_log_error(c) or str(report.get("error") or "the container monitor failed to start")
         code = int(report.get("code") or 125)
         _mark_failed(svc, c, err, code)
         with contextlib.suppress(ChildProcessError):
@@ -283,6 +283,13 @@ def start_detached(svc: ContainerService, c: Container) -> Container:
             st = replace(st, monitor_pid=mpid, stopped_by_user=False)
         c = svc.store.save_state(cur, st)
     return svc.refresh(c)
+
+
+def _runtime_log_error(c: Container) -> str:
+    from pallet.engine.runc_cli import _last_error
+
+    msg = _last_error(c.dir / "runtime.log")
+    return f"OCI runtime create failed: {msg}" if msg else ""
 
 
 def _read_all(fd: int) -> bytes:
