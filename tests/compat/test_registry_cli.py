@@ -327,3 +327,25 @@ def test_pallet_pulls_and_runs_what_docker_pushed(dockerd: Any, plain: RunningRe
     assert r.rc == 0, r
     r = p("run", "--rm", name, timeout=120)
     assert r.rc == 0 and r.out == "pushed-by-docker\nhello\n", r
+
+
+def test_push_all_tags(plain: RunningRegistry, pallet: Pallet, tmp_path: Path,
+                       env: dict[str, str]) -> None:
+    ref = _seed(plain.host, "cli/alltags", tmp_path)
+    assert pallet("pull", "-q", ref, env=env).rc == 0
+    from pallet.config import Config
+    from pallet.engine.distribution import stores
+
+    _, images = stores(Config(root=pallet.root))
+    repo = f"{plain.host}/cli/alltags-copy"
+    for tag in ("a", "b"):
+        images.tag(ref, parse(f"{repo}:{tag}"))
+    r = pallet("push", "-a", "-q", repo, env=env)
+    assert r.rc == 0 and len(r.out.split()) == 2, r
+    from pallet.registry.pull import get_manifest
+
+    with Registry(plain.host) as reg:
+        assert get_manifest(reg, "cli/alltags-copy", "a").digest == r.out.split()[0]
+        assert get_manifest(reg, "cli/alltags-copy", "b").digest == r.out.split()[1]
+    r = pallet("push", "-a", f"{repo}:a", env=env)
+    assert r.rc == 125 and "tag can't be used with --all-tags" in r.err

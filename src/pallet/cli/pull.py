@@ -24,6 +24,9 @@ def pull(config: Config, name: str, platform: str, quiet: bool, tls_verify: bool
     from pallet.registry.progress import for_terminal
 
     progress = for_terminal(quiet)
-    res = do_pull(config, name, platform=platform, tls_verify=tls_verify, progress=progress,
-                  out=None if quiet else sys.stdout)
+    try:
+        res = do_pull(config, name, platform=platform, tls_verify=tls_verify, progress=progress,
+                      out=None if quiet else sys.stdout)
+    finally:
+        progress.close()
     click.echo(str(res.reference))

@@ -288,6 +288,20 @@ def push(config: Config, name: str, *, tls_verify: bool = True, chunk_size: int 
     return res.digest
 
 
+def tags_of_repository(config: Config, name: str) -> list[str]:
+    """``push --all-tags``: every local tag of the repository ``name`` names."""
+    ref = parse(name, default_tag=False)
+    if ref.tag or ref.digest:
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    _, images = stores(config)
+    out = sorted({str(r) for img in images.list() for r in img.references
+                  if r.tag and not r.digest and r.repository == ref.repository})
+    if not out:
+        raise InvalidArgument(f"An image does not exist locally with the tag: "
+                              f"{ref.familiar_repository}")
+    return out
+
+
 # -- save / load ----------------------------------------------------------------------
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")

@@ -86,6 +86,7 @@ class RichProgress:
         )
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self._p.start()
 
     def _task(self, key: str, total: int | None = None) -> Any:
@@ -113,7 +114,9 @@ class RichProgress:
         self._p.advance(self._task(key), n)
 
     def close(self) -> None:
-        self._p.stop()
+        if not self._closed:
+            self._closed = True
+            self._p.stop()
 
 
 def for_terminal(quiet: bool, out: TextIO | None = None) -> Progress:
