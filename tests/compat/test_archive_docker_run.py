@@ -71,3 +71,28 @@ def test_docker_image_runs_in_pallet(dockerd: Any, pallet_root: Path, tmp_path: 
     assert r.out.strip() == "Loaded image: docker-made:v1", r
     r = p("run", "--rm", "docker-made:v1", timeout=120)
     assert r.rc == 0 and r.out == "built-by-docker\n/srv\nwhiteout-ok\n", r
+
+
+def test_save_by_id_and_several_images(dockerd: Any, pallet_root: Path, tmp_path: Path) -> None:
+    p = _runner(pallet_root)
+    tar = make_busybox_tar(tmp_path / "busybox.tar")
+    iid = p.ok("import", "--change", 'CMD ["echo", "one"]', str(tar), "multi-one:v1").strip()
+    p.ok("import", "--change", 'CMD ["echo", "two"]', str(tar), "multi-two:v1")
+    out = tmp_path / "two.tar"
+    assert p("save", "-o", str(out), "multi-one:v1", "multi-two:v1").rc == 0
+    byid = tmp_path / "byid.tar"
+    assert p("save", "-o", str(byid), iid[7:19]).rc == 0
+    try:
+        loaded = dockerd.docker("load", "-i", str(out)).stdout.decode()
+        assert "Loaded image: multi-one:v1" in loaded and "Loaded image: multi-two:v1" in loaded
+        assert dockerd.docker("run", "--rm", "--network", "none", "multi-two:v1").stdout == b"two\n"
+        dockerd.docker("rmi", "-f", "multi-one:v1", "multi-two:v1")
+        loaded = dockerd.docker("load", "-i", str(byid)).stdout.decode()
+        assert f"Loaded image ID: {iid}" in loaded
+    finally:
+        dockerd.docker("rmi", "-f", "multi-one:v1", "multi-two:v1", iid, check=False)
+    # and back into a fresh pallet root, both images at once
+    q = _runner(tmp_path / "root2")
+    r = q("load", "-i", str(out))
+    assert r.out.split("\n")[:2] == ["Loaded image: multi-one:v1", "Loaded image: multi-two:v1"], r
+    assert q("run", "--rm", "multi-one:v1").out == "one\n"

@@ -349,3 +349,23 @@ def test_push_all_tags(plain: RunningRegistry, pallet: Pallet, tmp_path: Path,
         assert get_manifest(reg, "cli/alltags-copy", "b").digest == r.out.split()[1]
     r = pallet("push", "-a", f"{repo}:a", env=env)
     assert r.rc == 125 and "tag can't be used with --all-tags" in r.err
+
+
+@pytest.mark.skipif(not busybox_available(), reason="needs busybox-static")
+def test_imported_image_pushed_and_run_by_docker(dockerd: Any, plain: RunningRegistry,
+                                                 pallet_root: Path, tmp_path: Path,
+                                                 env: dict[str, str]) -> None:
+    """``pallet import`` keeps the layer uncompressed; the push sends it as gzip."""
+    from tests.support.images import make_busybox_tar
+
+    p = _runner(pallet_root)
+    name = f"{plain.host}/interop/imported:v1"
+    p.ok("import", "--change", 'CMD ["sh", "-c", "echo imported $((1+1))"]',
+         str(make_busybox_tar(tmp_path / "bb.tar")), name)
+    r = p("push", name, env=env)
+    assert r.rc == 0, r
+    try:
+        dockerd.docker("pull", name)
+        assert dockerd.docker("run", "--rm", "--network", "none", name).stdout == b"imported 2\n"
+    finally:
+        dockerd.docker("rmi", "-f", name, check=False)

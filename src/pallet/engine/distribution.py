@@ -240,10 +240,14 @@ def distributable(blobs: Any, meta: Metadata, data: bytes, media_type: str,
     man = Manifest.from_json(data, media_type)
     if all(mt.compression(d.media_type) for d in man.layers):
         return data, media_type
-    layers = tuple(
-        d if mt.compression(d.media_type) else _gzip_layer(blobs, meta, d, tmp)
-        for d in man.layers
-    )
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(d: Descriptor) -> Descriptor:
+        return d if mt.compression(d.media_type) else _gzip_layer(blobs, meta, d, tmp)
+
+    # zlib releases the GIL: layers compress in parallel on several cores
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        layers = tuple(pool.map(one, man.layers))
     new = Manifest(man.media_type, man.config, layers, man.annotations, man.schema_version)
     body = json.dumps(new.to_dict(), indent=3).encode()
     return body, man.media_type
