@@ -1,0 +1,195 @@
+"""``pallet system df`` and ``pallet info`` (``system prune`` lives below, separately)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pallet.config import Config
+
+# -- system df ---------------------------------------------------------------------
+
+DF_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def _containers(config: Config) -> list[dict[str, Any]]:
+    """Count, running flag and writable-layer size of each container (if the engine exists)."""
+    try:
+        from pallet.engine.containers import ContainerService
+    except ImportError:
+        return []
+    out = []
+    try:
+        for c in ContainerService(config).list_containers(all=True):
+            out.append({"name": c.name, "running": bool(c.state.running), "size": _du(c.dir / "upper")})
+    except Exception:  # noqa: BLE001 - df reports what it can read
+        return out
+    return out
+
+
+def _volumes(config: Config) -> tuple[int, int]:
+    vdir = config.root / "volumes"
+    if not vdir.is_dir():
+        return 0, 0
+    names = [n for n in os.listdir(vdir) if (vdir / n).is_dir()]
+    return len(names), sum(_du(vdir / n) for n in names)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f" ({int(part * 100 / whole)}%)" if whole else ""
+
+
+@click.command(help="Show pallet disk usage.")
+@click.option("--format", "fmt", help="Format output using a custom template.")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage.")
+@click.pass_obj
+def df(config: Config, fmt: str | None, verbose: bool) -> None:
+    from pallet.cli.format import human_size, render
+    from pallet.engine.images import ImageService
+
+    d = ImageService(config).df()
+    im = d["Images"]
+    cs = _containers(config)
+    csize = sum(c["size"] for c in cs)
+    cidle = sum(c["size"] for c in cs if not c["running"])
+    nv, vsize = _volumes(config)
+    rows = [
+        {"Type": "Images", "TotalCount": str(im["TotalCount"]), "Active": str(im["Active"]),
+         "Size": human_size(im["Size"], 4),
+         "Reclaimable": human_size(im["Reclaimable"], 4) + _pct(im["Reclaimable"], im["Size"])},
+        {"Type": "Containers", "TotalCount": str(len(cs)), "Active": str(sum(c["running"] for c in cs)),
+         "Size": human_size(csize, 4), "Reclaimable": human_size(cidle, 4) + _pct(cidle, csize)},
+        {"Type": "Local Volumes", "TotalCount": str(nv), "Active": "0", "Size": human_size(vsize, 4),
+         "Reclaimable": human_size(vsize, 4) + _pct(vsize, vsize)},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+    ]
+    if fmt == "json" or (fmt and fmt.strip() == "{{json .}}"):
+        for r in rows:
+            click.echo(json.dumps(r, separators=(",", ":")))
+        return
+    if not verbose:
+        click.echo(render(fmt or DF_FORMAT, rows, DF_HEADERS), nl=False)
+        return
+    from pallet.cli.images import HEADERS, image_rows
+
+    used = d["ContainersUsing"]
+    click.echo("Images space usage:\n")
+    irows = image_rows(d["ImageList"], False, False)
+    counts = {img.short_id: len(used.get(img.id, [])) for img in d["ImageList"]}
+    for r in irows:
+        r["Containers"] = str(counts.get(r["ID"], 0))
+    click.echo(render("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.Containers}}",
+                      irows, HEADERS))
+    click.echo("Containers space usage:\n")
+    crow = [{"Names": c["name"], "Size": human_size(c["size"], 4)} for c in cs]
+    click.echo(render("table {{.Names}}\t{{.Size}}", crow, {"Names": "NAMES", "Size": "SIZE"}) or "NAMES     SIZE\n")
+
+
+# -- info ------------------------------------------------------------------------------
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _cgroup_version() -> str:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            fs = {line.split(" - ")[1].split()[0] for line in f if " - " in line}
+    except OSError:
+        return "unknown"
+    return "1" if "cgroup" in fs else "2"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+@click.command(help="Display system-wide information.")
+@click.option("-f", "--format", "fmt", help="Format output using a custom template.")
+@click.pass_obj
+def info(config: Config, fmt: str | None) -> None:
+    import platform
+
+    from pallet import __version__
+    from pallet.cli.format import human_size
+    from pallet.engine.images import ImageService
+
+    images = ImageService(config).store.images.list()
+    cs = _containers(config)
+    d = {
+        "Containers": len(cs),
+        "ContainersRunning": sum(c["running"] for c in cs),
+        "ContainersStopped": sum(not c["running"] for c in cs),
+        "Images": len(images),
+        "Driver": "overlayfs",
+        "DockerRootDir": str(config.root),
+        "CgroupVersion": _cgroup_version(),
+        "KernelVersion": platform.release(),
+        "OperatingSystem": _os_name(),
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "NCPU": os.cpu_count() or 0,
+        "MemTotal": _mem_total(),
+        "DefaultRuntime": config.runtime,
+        "ServerVersion": __version__,
+        "KVM": os.path.exists("/dev/kvm"),
+    }
+    if fmt:
+        from pallet.cli.format import execute
+
+        click.echo(json.dumps(d) if fmt == "json" else execute(fmt, d))
+        return
+    click.echo(f"""Client: pallet
+ Version:    {__version__}
+
+Server:
+ Containers: {d["Containers"]}
+  Running: {d["ContainersRunning"]}
+  Stopped: {d["ContainersStopped"]}
+ Images: {d["Images"]}
+ Server Version: {__version__}
+ Storage Driver: overlayfs
+ Cgroup Version: {d["CgroupVersion"]}
+ Default Runtime: {config.runtime}
+ Kernel Version: {d["KernelVersion"]}
+ Operating System: {d["OperatingSystem"]}
+ OSType: linux
+ Architecture: {d["Architecture"]}
+ CPUs: {d["NCPU"]}
+ Total Memory: {human_size(d["MemTotal"], 4)}
+ Pallet Root Dir: {config.root}
+ Run Root Dir: {config.run_root}
+ KVM: {"available" if d["KVM"] else "not available"}""")
+
+
+# -- system prune (added by the container engine) ------------------------------------
