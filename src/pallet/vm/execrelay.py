@@ -21,14 +21,14 @@ import sys
 import termios
 import tty
 
+from pallet.vm.unixsock import connect_unix
+
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
 
 
 def _request(ctl: str, req: dict[str, object]) -> None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(ctl)
+    with connect_unix(ctl, 10) as s:
         s.sendall(json.dumps(req).encode())
         s.makefile("rb").readline()
 
@@ -43,14 +43,12 @@ def main() -> None:
         ctty = os.open(os.ttyname(slave), os.O_RDWR)  # we lead our own session: our ctty
         os.close(slave)
         tty.setraw(ctty)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-            c.connect(console)
+        with connect_unix(console, 10) as c:
             socket.send_fds(c, [b"pallet-vm-exec"], [master])
         os.close(master)
         fds = [ctty, ctty, ctty]
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.connect(ctl)
+        s = connect_unix(ctl)
         socket.send_fds(s, [json.dumps({"op": "exec", "process": process}).encode()], fds)
     except OSError as e:
         sys.stderr.write(f"Error: the VM is not running: {e.strerror or e}\n")

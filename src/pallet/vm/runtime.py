@@ -31,6 +31,7 @@ from pallet.vm import qemu as qemu_mod
 from pallet.vm.initramfs import ensure_initramfs
 from pallet.vm.kernel import ensure_boot_image, find_kernel, find_qemu, find_virtiofsd, tsc_khz
 from pallet.vm.rootfs import ensure_image
+from pallet.vm.unixsock import connect_unix, same_process
 
 Stdio = int | IO[Any] | None
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -64,23 +65,6 @@ def _fd(x: Stdio, default: int) -> int:
     if x is None:
         return default
     return x if isinstance(x, int) else x.fileno()
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _cmdline_has(pid: int, needle: str) -> bool:
-    try:
-        return needle.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 class VMRuntime:
@@ -135,15 +119,17 @@ class VMRuntime:
         vfsd = ""
         if b.rootfs_mode == "virtiofs" or b.shares:
             vfsd = find_virtiofsd()
+        # sockets are named relative to the state directory, the shim's and QEMU's working
+        # directory: absolute ones could exceed the 108 bytes a unix socket path may have
         if b.rootfs_mode == "virtiofs":
-            sock = str(d / "fs-rootfs.sock")
+            sock = "fs-rootfs.sock"
             filesystems.append(qemu_mod.VirtioFS("rootfs", sock))
             virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, str(b.rootfs)), sock))
         else:
             path, cached = ensure_image(b.rootfs, b.rootfs_mode, self.vm_dir / "images", b.cache_key, d)
             disk = str(path)
         for sh in b.shares:
-            sock = str(d / f"fs-{sh.tag}.sock")
+            sock = f"fs-{sh.tag}.sock"
             filesystems.append(qemu_mod.VirtioFS(sh.tag, sock))
             virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, sh.source, sh.readonly), sock))
         cmdline = qemu_mod.kernel_cmdline(
@@ -152,7 +138,7 @@ class VMRuntime:
             debug=self.config.debug)
         machine = qemu_mod.Machine(
             qemu=qemu_bin, kernel=kernel, initrd=initrd, cmdline=cmdline,
-            agent_socket=str(d / "agent.sock"), console_log=str(d / "console.log"),
+            agent_socket="agent.sock", console_log=str(d / "console.log"),
             accel=acc.name, memory_mib=b.memory_mib, cpus=b.cpus, disk=disk,
             filesystems=tuple(filesystems), network=b.network, ports=b.ports)
         p = b.process
@@ -162,7 +148,7 @@ class VMRuntime:
             "qemu_argv": qemu_mod.argv(machine),
             "virtiofsd": virtiofsd,
             "agent_socket": machine.agent_socket,
-            "ctl_socket": str(d / "ctl.sock"),
+            "ctl_socket": "ctl.sock",
             "console_socket": console_socket,
             "process": {"args": list(p.args), "env": list(p.env), "cwd": p.cwd, "uid": p.uid,
                         "gid": p.gid, "additional_gids": list(p.additional_gids),
@@ -186,7 +172,7 @@ class VMRuntime:
             shim = subprocess.Popen(
                 [sys.executable, "-m", "pallet.vm.shim", str(d), str(wfd)],
                 stdin=fin, stdout=fout, stderr=ferr, pass_fds=(wfd,), start_new_session=True,
-                cwd="/",
+                cwd=str(d),
             )
         finally:
             os.close(wfd)
@@ -209,10 +195,11 @@ class VMRuntime:
         d = self._dir(id_)
         if not d.exists():
             raise ContainerNotFound(id_)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
         try:
-            s.connect(str(d / "ctl.sock"))
+            s = connect_unix(str(d / "ctl.sock"), timeout)
+        except OSError as e:
+            raise RuntimeFailure(f"container {id_} is not running: {e.strerror or e}") from None
+        try:
             socket.send_fds(s, [json.dumps(req).encode()], fds or [])
             line = s.makefile("rb").readline()
         except OSError as e:
@@ -244,9 +231,9 @@ class VMRuntime:
             try:
                 self._request(id, {"op": "kill", "signal": num}, timeout=5)
             except RuntimeFailure:
-                plan = self._plan(id)
-                qpid = self._raw_state(id).get("qemu_pid", 0)
-                if qpid and _alive(qpid) and _cmdline_has(qpid, plan["agent_socket"]):
+                raw = self._raw_state(id)
+                qpid = int(raw.get("qemu_pid", 0))
+                if same_process(qpid, int(raw.get("starts", {}).get(str(qpid), 0))):
                     os.kill(qpid, signals.SIGKILL)
             return
         self._request(id, {"op": "kill", "signal": num})
@@ -264,8 +251,9 @@ class VMRuntime:
             raise Conflict(f"container {id_} is not running")
         if not on and st.status != "paused":
             raise Conflict(f"container {id_} is not paused")
-        qpid = int(self._raw_state(id_).get("qemu_pid", 0))
-        if not (_alive(qpid) and _cmdline_has(qpid, self._plan(id_)["agent_socket"])):
+        raw = self._raw_state(id_)
+        qpid = int(raw.get("qemu_pid", 0))
+        if not same_process(qpid, int(raw.get("starts", {}).get(str(qpid), 0))):
             raise Conflict(f"container {id_} is not running")
         os.kill(qpid, signals.SIGSTOP if on else signals.SIGCONT)
         marker = self._dir(id_) / "paused"
@@ -332,8 +320,8 @@ class VMRuntime:
         status = raw.get("status", "creating")
         shim_pid = int(raw.get("shim_pid", 0))
         self._reap(id)
-        if status in ("created", "running", "creating") and not (
-            _alive(shim_pid) and _cmdline_has(shim_pid, str(self._dir(id)))
+        if status in ("created", "running", "creating") and not same_process(
+            shim_pid, int(raw.get("starts", {}).get(str(shim_pid), 0))
         ):
             status = "stopped"
         if status == "running" and (self._dir(id) / "paused").exists():
@@ -373,19 +361,17 @@ class VMRuntime:
         st = self.state(id)
         if st.status != "stopped" and not force:
             raise Conflict(f"cannot delete container {id} that is not stopped: {st.status}")
-        plan = self._plan(id)
         raw = self._raw_state(id)
-        pids = [int(raw.get("qemu_pid", 0)), *[int(p) for p in raw.get("helper_pids", [])],
-                int(raw.get("shim_pid", 0))]
-        for pid in pids:
-            if _alive(pid) and (_cmdline_has(pid, str(d)) or _cmdline_has(pid, plan["agent_socket"])):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signals.SIGKILL)
+        starts = {int(p): int(t) for p, t in raw.get("starts", {}).items()}
+        ours = [p for p, t in starts.items() if same_process(p, t)]
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signals.SIGKILL)
         child = getattr(self, "_children", {}).pop(id, None)
         if child is not None:
             child.wait()
         deadline = time.monotonic() + 5
-        while any(_alive(p) and _cmdline_has(p, str(d)) for p in pids) and time.monotonic() < deadline:
+        while any(same_process(p, starts[p]) for p in ours) and time.monotonic() < deadline:
             time.sleep(0.02)
         shutil.rmtree(d, ignore_errors=True)
 

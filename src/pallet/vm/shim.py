@@ -31,6 +31,7 @@ from typing import Any
 
 from pallet.linux.syscalls import libc, set_parent_death_signal
 from pallet.vm import proto
+from pallet.vm.unixsock import connect_unix, start_time
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -62,7 +63,8 @@ class Shim:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir
         self.plan: dict[str, Any] = json.loads((state_dir / "plan.json").read_text())
-        self.state: dict[str, Any] = {"status": "creating", "shim_pid": os.getpid()}
+        self.state: dict[str, Any] = {"status": "creating", "shim_pid": os.getpid(),
+                                      "starts": {str(os.getpid()): start_time(os.getpid())}}
         self.sel = selectors.DefaultSelector()
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
@@ -104,8 +106,7 @@ class Shim:
         ctty = os.open(os.ttyname(slave), os.O_RDWR)  # session leader: acquires the ctty
         os.close(slave)
         tty.setraw(ctty)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(path)
+        with connect_unix(path, 10) as s:
             socket.send_fds(s, [b"pallet-vm-console"], [master])
         os.close(master)
         self.sessions[0] = Session(0, ctty, ctty, ctty)
@@ -137,7 +138,10 @@ class Shim:
         self.qemu = subprocess.Popen(self.plan["qemu_argv"], stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=logf, preexec_fn=_die_with_parent)
         logf.close()
-        self.save(qemu_pid=self.qemu.pid, helper_pids=[h.pid for h in self.helpers])
+        starts = dict(self.state["starts"])
+        for p in (self.qemu, *self.helpers):
+            starts[str(p.pid)] = start_time(p.pid)
+        self.save(qemu_pid=self.qemu.pid, helper_pids=[h.pid for h in self.helpers], starts=starts)
         agent = self.plan["agent_socket"]
         deadline = t0 + float(self.plan.get("boot_timeout", 60))
         sock = None

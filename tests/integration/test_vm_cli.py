@@ -1,0 +1,94 @@
+"""``pallet run --isolation vm``: the same image and command line, in a QEMU guest (slow)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_vm_runtime import pytestmark as vm_marks
+from tests.integration.test_vm_runtime import vm_cache  # noqa: F401 (a session fixture)
+from tests.support.cli import Pallet
+
+pytestmark = vm_marks
+
+
+@pytest.fixture
+def vm_pallet(pallet: Pallet, pallet_root: Path, vm_cache: Path, busybox_image: str) -> Pallet:  # noqa: F811
+    (pallet_root / "vm").symlink_to(vm_cache)  # one initramfs, kernel and KVM probe per session
+    return pallet
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmd and int(pid) != os.getpid():
+            out.append(f"{pid}: {cmd[:160]!r}")
+    return out
+
+
+def left_behind(root: Path, cid: str) -> list[str]:
+    vm_state = root / "run" / "vm" / cid
+    return ([str(vm_state)] if vm_state.exists() else []) + processes_mentioning(cid)
+
+
+def test_run_rm_in_a_vm(vm_pallet: Pallet, pallet_root: Path) -> None:
+    r = vm_pallet(
+        "run", "--rm", "--isolation", "vm", "-m", "160m", "-e", "FOO=bar", "-w", "/srv",
+        "-u", "1000:1000", "busybox:test",
+        "sh", "-c", "uname -r; id -u; pwd; echo FOO=$FOO; grep MemTotal /proc/meminfo; echo oops >&2; exit 5",
+    )
+    assert r.rc == 5, r
+    lines = r.out.splitlines()
+    assert lines[0] != os.uname().release and lines[0].startswith(("5.", "6."))
+    assert lines[1:4] == ["1000", "/srv", "FOO=bar"]
+    assert 80 * 1024 < int(lines[4].split()[1]) <= 160 * 1024
+    assert "oops" in r.err
+    if "tcg" in (pallet_root / "vm" / "accel.json").read_text():
+        assert "software emulation (TCG)" in r.err
+    assert vm_pallet.ok("ps", "-a", "-q") == ""
+
+
+def test_detached_vm_port_exec_stop_rm(vm_pallet: Pallet, pallet_root: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve = "mkdir -p /www && echo served-by-vm > /www/index.html && exec httpd -f -p 80 -h /www"
+    cid = vm_pallet.ok("run", "-d", "--name", "web", "--isolation", "vm",
+                       "-p", f"127.0.0.1:{port}:80", "busybox:test", "sh", "-c", serve).strip()
+    body = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not body:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                body = resp.read().decode()
+        except OSError:
+            time.sleep(0.2)
+    assert body == "served-by-vm\n"
+    assert "Up " in vm_pallet.ok("ps", "--filter", "name=web") or "web" in vm_pallet.ok("ps")
+    r = vm_pallet("exec", "web", "sh", "-c", "cat /www/index.html; exit 3")
+    assert r.rc == 3 and r.out == "served-by-vm\n", r
+    assert '"Isolation": "vm"' in vm_pallet.ok("inspect", "web")
+    vm_pallet.ok("stop", "web")
+    assert "Exited (143)" in vm_pallet.ok("ps", "-a")
+    vm_pallet.ok("rm", "web")
+    assert left_behind(pallet_root, cid) == []
+
+
+def test_kill_a_vm(vm_pallet: Pallet, pallet_root: Path) -> None:
+    cid = vm_pallet.ok("run", "-d", "--isolation", "vm", "busybox:test", "sleep", "1000").strip()
+    vm_pallet.ok("kill", cid)
+    deadline = time.monotonic() + 20
+    while "Exited (137)" not in vm_pallet.ok("ps", "-a") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Exited (137)" in vm_pallet.ok("ps", "-a")
+    vm_pallet.ok("rm", cid)
+    assert left_behind(pallet_root, cid) == []
