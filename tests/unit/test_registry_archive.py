@@ -166,3 +166,42 @@ def test_not_an_archive(tmp_path: Path) -> None:
     (tmp_path / "empty.tar").write_bytes(_tar({"readme": b"hi"}))
     with pytest.raises(InvalidData, match="unrecognized image archive"):
         archive.load(tmp_path / "empty.tar", DirSink(tmp_path / "dst"), tmp_path, AMD64)
+
+
+def test_oci_layout_with_nested_multi_platform_index(tmp_path: Path) -> None:
+    """Docker 25 and buildx write index.json -> index -> one manifest per platform."""
+    from pallet.oci.manifest import Index
+
+    layout = tmp_path / "layout"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    descs = []
+    for arch in ("arm64", "amd64"):
+        layer = gzip.compress(_tar({"arch": arch.encode()}), mtime=0)
+        config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {
+            "type": "layers", "diff_ids": [of_bytes(gzip.decompress(layer))]}}).encode()
+        man = Manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, of_bytes(config), len(config)),
+                       (Descriptor(mt.OCI_LAYER_GZIP, of_bytes(layer), len(layer)),))
+        for b in (layer, config, man.to_json()):
+            (blobs / of_bytes(b).split(":")[1]).write_bytes(b)
+        descs.append(Descriptor(mt.OCI_MANIFEST, of_bytes(man.to_json()), len(man.to_json()),
+                                platform=Platform(arch, "linux")))
+    inner = Index(mt.OCI_INDEX, tuple(descs)).to_json()
+    (blobs / of_bytes(inner).split(":")[1]).write_bytes(inner)
+    top = {"schemaVersion": 2, "manifests": [{
+        "mediaType": mt.OCI_INDEX, "digest": of_bytes(inner), "size": len(inner),
+        "annotations": {"io.containerd.image.name": "docker.io/library/multi:1",
+                        "org.opencontainers.image.ref.name": "1"}}]}
+    (layout / "index.json").write_text(json.dumps(top))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    for plat, want in ((AMD64, descs[1]), (Platform("arm64", "linux", "v8"), descs[0])):
+        dst = DirSink(tmp_path / f"dst-{plat.architecture}")
+        loaded = archive.load(layout, dst, tmp_path, plat)
+        assert loaded[0].refs == ("docker.io/library/multi:1",)
+        assert of_bytes(loaded[0].manifest_bytes) == want.digest
+        cfg = json.loads(dst.read(loaded[0].config_digest))
+        assert cfg["architecture"] == plat.architecture
+    # a corrupted blob is refused
+    (blobs / descs[1].digest.split(":")[1]).write_bytes(b"{}")
+    with pytest.raises(DigestMismatch):
+        archive.load(layout, DirSink(tmp_path / "dst-bad"), tmp_path, AMD64)
