@@ -36,6 +36,18 @@ def _hostconfig(c: Container) -> dict[str, Any]:
     return hc
 
 
+def _vm(c: Container) -> dict[str, Any]:
+    """A VM container's guest: kernel, accelerator (KVM or TCG), root filesystem, RAM, vCPUs."""
+    if c.spec.runtime != "vm":
+        return {}
+    import json
+
+    try:
+        return {"VM": json.loads((c.bundle / "vm.json").read_text())}
+    except (OSError, ValueError):
+        return {"VM": None}
+
+
 def _port_bindings(specs: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, list[dict[str, str]]] = {}
     for p in specs:
@@ -106,6 +118,7 @@ def container_inspect(c: Container, volume_root: str, network: dict[str, Any] | 
         "AppArmorProfile": "",
         "ExecIDs": None,
         "HostConfig": _hostconfig(c),
+        **_vm(c),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {"MergedDir": str(c.rootfs), "UpperDir": str(c.dir / "upper"), "WorkDir": str(c.dir / "work")},
