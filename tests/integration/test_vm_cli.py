@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -76,7 +77,10 @@ def test_detached_vm_port_exec_stop_rm(vm_pallet: Pallet, pallet_root: Path) -> 
     assert "Up " in vm_pallet.ok("ps", "--filter", "name=web") or "web" in vm_pallet.ok("ps")
     r = vm_pallet("exec", "web", "sh", "-c", "cat /www/index.html; exit 3")
     assert r.rc == 3 and r.out == "served-by-vm\n", r
-    assert '"Isolation": "vm"' in vm_pallet.ok("inspect", "web")
+    doc = json.loads(vm_pallet.ok("inspect", "web"))[0]
+    assert doc["HostConfig"]["Isolation"] == "vm"
+    assert doc["VM"]["Kernel"] not in ("", os.uname().release)
+    assert doc["VM"]["Accelerator"] in ("kvm", "tcg") and doc["VM"]["Machine"] == "microvm"
     vm_pallet.ok("stop", "web")
     assert "Exited (143)" in vm_pallet.ok("ps", "-a")
     vm_pallet.ok("rm", "web")

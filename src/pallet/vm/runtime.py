@@ -34,6 +34,7 @@ from pallet.vm.rootfs import ensure_image
 from pallet.vm.unixsock import connect_unix, same_process
 
 Stdio = int | IO[Any] | None
+SUMMARY = "vm.json"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -182,11 +183,25 @@ class VMRuntime:
             shim.wait()
             raise RuntimeFailure(answer.removeprefix("error: ") or "the VM shim failed to start")
         (d / "shim.pid").write_text(str(shim.pid))
+        self._write_summary(id_, b.bundle)
         if pid_file:
             Path(pid_file).write_text(str(shim.pid))
         self._children = getattr(self, "_children", {})
         self._children[id_] = shim
         return shim.pid
+
+    def _write_summary(self, id_: str, bundle: Path) -> None:
+        """``vm.json`` beside config.json: what ``inspect`` shows of the VM, kept after it is gone."""
+        st = self.state(id_)
+        plan = self._plan(id_)
+        doc = {"Kernel": st.kernel, "Accelerator": st.accelerator,
+               "AcceleratorReason": plan.get("accelerator_reason", ""), "RootFilesystem": st.rootfs,
+               "MemoryMiB": st.memory_mib, "CPUs": st.cpus, "BootSeconds": st.boot_seconds,
+               "Machine": "microvm"}
+        with contextlib.suppress(OSError):
+            tmp = bundle / f".vm.json.{os.getpid()}"
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, bundle / SUMMARY)
 
     # -- control ------------------------------------------------------------------
 
