@@ -192,3 +192,28 @@ def test_skopeo_reads_what_pallet_pushed(plain: RunningRegistry, tmp_path: Path)
     man = Manifest.from_json((dest / "manifest.json").read_bytes())
     for d in man.layers:
         assert (dest / d.digest.split(":")[1]).read_bytes() == src.read(d.digest)
+
+
+def test_bearer_token_auth(tmp_path: Path) -> None:
+    """Docker Hub's flow against the reference registry: tokens from a realm, per scope."""
+    with regsupport.registry(token=True) as r:
+        src = DirSink(tmp_path / "src")
+        data, media = make_image(src, "tok")
+        ref = parse(f"{r.host}/tok/img:v1")
+        with Registry(r.host) as reg:  # anonymous: the realm grants pull only
+            with pytest.raises(RegistryUnauthorized) as ei:
+                push(reg, ref, src, data, media)
+            assert "authentication required" in str(ei.value)
+        with Registry(r.host, Credentials(r.user, "wrong")) as reg:
+            with pytest.raises(RegistryUnauthorized) as ei:
+                reg.login()
+            assert "incorrect username or password" in str(ei.value)
+        with Registry(r.host, Credentials(r.user, r.password)) as reg:
+            reg.login()
+            assert push(reg, ref, src, data, media).digest == of_bytes(data)
+            other = push(reg, parse(f"{r.host}/tok/other:v1"), src, data, media,
+                         mount_candidates=lambda d: ("tok/img",))
+            assert len(other.mounted) == 3
+        with Registry(r.host) as reg:  # anonymous pull is allowed
+            got = pull(reg, ref, DirSink(tmp_path / "dst"))
+            assert got.manifest_digest == of_bytes(data)

@@ -134,9 +134,24 @@ class RunningRegistry:
 
 @contextlib.contextmanager
 def registry(tls: bool = False, auth: bool = False, base: Path | None = None,
-             user: str = "tester", password: str = "s3cret-pw") -> Iterator[RunningRegistry]:
-    tmp = Path(tempfile.mkdtemp(prefix="pallet-registry-", dir=str(base) if base else None))
-    port = free_port()
+             user: str = "tester", password: str = "s3cret-pw",
+             token: bool = False) -> Iterator[RunningRegistry]:
+    """``auth``: htpasswd (Basic); ``token``: Bearer tokens from a loopback token server."""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="pallet-registry-", dir=str(base) if base else None))
+        stack.callback(shutil.rmtree, tmp, True)
+        port = free_port()
+        tok = None
+        if token:
+            from tests.support.token_server import token_server
+
+            tok = stack.enter_context(token_server(tmp / "token", free_port(range(port + 1, 52100)),
+                                                   user, password))
+        yield from _serve(tmp, port, tls, auth, user, password, tok)
+
+
+def _serve(tmp: Path, port: int, tls: bool, auth: bool, user: str, password: str,
+           tok: Any) -> Iterator[RunningRegistry]:
     host = f"127.0.0.1:{port}"
     lines = [
         "version: 0.1",
@@ -161,6 +176,11 @@ def registry(tls: bool = False, auth: bool = False, base: Path | None = None,
                             capture_output=True, text=True).stdout
         (tmp / "htpasswd").write_text(ht)
         lines += ["auth:", "  htpasswd:", "    realm: pallet-test", f"    path: {tmp / 'htpasswd'}"]
+    elif tok is not None:
+        from tests.support.token_server import ISSUER, SERVICE
+
+        lines += ["auth:", "  token:", f"    realm: {tok.url}", f"    service: {SERVICE}",
+                  f"    issuer: {ISSUER}", f"    rootcertbundle: {tok.cert}"]
     cfg = tmp / "config.yml"
     cfg.write_text("\n".join(lines) + "\n")
     log = open(tmp / "registry.log", "wb")  # noqa: SIM115 - closed in finally
@@ -177,8 +197,8 @@ def registry(tls: bool = False, auth: bool = False, base: Path | None = None,
             if time.monotonic() > deadline:
                 raise RuntimeError("registry did not come up")
             time.sleep(0.05)
-        yield RunningRegistry(host, proc.pid, tmp, t, user if auth else "",
-                              password if auth else "")
+        yield RunningRegistry(host, proc.pid, tmp, t, user if auth or tok else "",
+                              password if auth or tok else "")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -188,4 +208,3 @@ def registry(tls: bool = False, auth: bool = False, base: Path | None = None,
                 proc.kill()
                 proc.wait()
         log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
