@@ -45,7 +45,11 @@ class LogWriter:
             i = buf.find(b"\n")
             if i < 0:
                 break
-            out.append(encode_record(stream, buf[: i + 1]))
+            line = buf[: i + 1]
+            while len(line) > MAX_LINE:
+                out.append(encode_record(stream, line[:MAX_LINE]))
+                line = line[MAX_LINE:]
+            out.append(encode_record(stream, line))
             buf = buf[i + 1 :]
         while len(buf) >= MAX_LINE:
             out.append(encode_record(stream, buf[:MAX_LINE]))
