@@ -205,3 +205,35 @@ def test_oci_layout_with_nested_multi_platform_index(tmp_path: Path) -> None:
     (blobs / descs[1].digest.split(":")[1]).write_bytes(b"{}")
     with pytest.raises(DigestMismatch):
         archive.load(layout, DirSink(tmp_path / "dst-bad"), tmp_path, AMD64)
+
+
+@pytest.mark.parametrize("wrap", ["plain", "gzip"])
+def test_docker_archive_with_symlinked_layer(tmp_path: Path, wrap: str) -> None:
+    """Docker writes a layer shared by two images once, the other path a symlink to it."""
+    layer = _tar({"shared": b"same bytes"})
+    cfg = json.dumps({"rootfs": {"type": "layers", "diff_ids": [of_bytes(layer)]},
+                      "architecture": "amd64", "os": "linux"}).encode()
+    cfg2 = cfg.replace(b'"os"', b'"variant": "", "os"')
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("aaa/layer.tar", layer), ("c1.json", cfg), ("c2.json", cfg2),
+                           ("manifest.json", json.dumps([
+                               {"Config": "c1.json", "RepoTags": ["one:1"],
+                                "Layers": ["aaa/layer.tar"]},
+                               {"Config": "c2.json", "RepoTags": ["two:1"],
+                                "Layers": ["bbb/layer.tar"]}]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("bbb/layer.tar")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../aaa/layer.tar"
+        tf.addfile(link)
+    data = buf.getvalue()
+    path = tmp_path / "a.tar"
+    path.write_bytes(gzip.compress(data) if wrap == "gzip" else data)
+    dst = DirSink(tmp_path / "dst")
+    loaded = archive.load(path, dst, tmp_path, AMD64)
+    assert [x.refs for x in loaded] == [("one:1",), ("two:1",)]
+    assert {Manifest.from_json(x.manifest_bytes).layers[0].digest for x in loaded} == {
+        of_bytes(layer)}
