@@ -5,3 +5,13 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 P=.venv/bin/pallet
 $P --version
+
+# A container from the bootstrapped Debian image, and what it sees: its own pid 1,
+# no host processes, its own hostname, Debian's os-release.
+IMG=debian:bookworm-slim
+$P image inspect "$IMG" >/dev/null 2>&1 || $P image bootstrap "$IMG"
+$P run --rm --hostname pallet-demo "$IMG" sh -c '
+  echo "pid 1 in the container: $(tr "\0" " " </proc/1/cmdline)"
+  echo "processes it can see:"; for p in /proc/[0-9]*; do echo "  ${p#/proc/} $(tr "\0" " " <$p/cmdline)"; done
+  echo "hostname: $(hostname)"
+  cat /etc/os-release'
