@@ -10,8 +10,13 @@ $P --version
 # no host processes, its own hostname, Debian's os-release.
 IMG=debian:bookworm-slim
 $P image inspect "$IMG" >/dev/null 2>&1 || $P image bootstrap "$IMG"
-$P run --rm --hostname pallet-demo "$IMG" sh -c '
-  echo "pid 1 in the container: $(tr "\0" " " </proc/1/cmdline)"
-  echo "processes it can see:"; for p in /proc/[0-9]*; do echo "  ${p#/proc/} $(tr "\0" " " <$p/cmdline)"; done
-  echo "hostname: $(hostname)"
-  cat /etc/os-release'
+SHOW=$(mktemp -d)
+trap 'rm -rf "$SHOW"' EXIT
+cat >"$SHOW/show.sh" <<'SCRIPT'
+echo "pid 1 in the container: $(tr '\0' ' ' </proc/1/cmdline)"
+echo "processes it can see (pid, command):"
+for p in /proc/[0-9]*; do echo "  ${p#/proc/} $(cat "$p/comm" 2>/dev/null)"; done
+echo "hostname: $(hostname)"
+grep -E '^(PRETTY_NAME|VERSION_CODENAME)=' /etc/os-release
+SCRIPT
+$P run --rm --hostname pallet-demo -v "$SHOW:/demo:ro" "$IMG" sh /demo/show.sh
