@@ -21,14 +21,12 @@ the caller adds the images once all their blobs are in.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
 import os
 import posixpath
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import zlib
@@ -43,11 +41,10 @@ from pallet.oci import digest as dg
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor, Index, Manifest, Platform, canonical_json
 from pallet.oci.reference import parse as parse_ref
+from pallet.store.compression import decompressed, sniff
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BUF = 1 << 20
 EPOCH_CREATED = "1970-01-01T00:00:00Z"
 
@@ -87,57 +84,27 @@ class Loaded:
 
 
 def sniff_compression(head: bytes) -> str:
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return ""
+    """'gzip', 'zstd' (or 'xz', 'bzip2') or '' for a stream's first bytes."""
+    return sniff(head)
 
 
-@contextlib.contextmanager
-def decompressed(f: BinaryIO, kind: str) -> Iterator[BinaryIO]:
-    """A readable stream of ``f``'s content with gzip/zstd removed (zstd by the
-    ``zstd`` program)."""
-    if kind == "":
-        yield f
-    elif kind == "gzip":
-        with gzip.GzipFile(fileobj=f, mode="rb") as g:
-            yield g  # type: ignore[misc]
-    elif kind == "zstd":
-        if shutil.which("zstd") is None:
-            raise InvalidData("zstd-compressed content needs the zstd program")
-        proc = subprocess.Popen(["zstd", "-dcq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None
-        import threading
-
-        def feed() -> None:
-            try:
-                shutil.copyfileobj(f, proc.stdin, BUF)  # type: ignore[arg-type]
-            except (BrokenPipeError, ValueError):
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()  # type: ignore[union-attr]
-
-        t = threading.Thread(target=feed, daemon=True)
-        t.start()
-        try:
-            yield proc.stdout  # type: ignore[misc]
-        finally:
-            proc.stdout.close()
-            t.join()
-            rc = proc.wait()
-        if rc not in (0, -13):  # -13: we stopped reading early (SIGPIPE)
-            raise InvalidData(f"zstd: cannot decompress (exit {rc})")
-    else:
-        raise InvalidData(f"unsupported compression: {kind}")
+def _synced(f: Any) -> Any:
+    """Put a buffered file's descriptor where the file object stands: a decompressor
+    child process may read the descriptor directly."""
+    try:
+        fd = f.fileno()
+        pos = f.tell()
+    except (AttributeError, OSError, ValueError):
+        return f
+    os.lseek(fd, pos, os.SEEK_SET)
+    return f
 
 
 def diff_id_of(f: BinaryIO, kind: str) -> str:
     """The DiffID (digest of the uncompressed tar) of a layer stream."""
     h = hashlib.sha256()
     try:
-        with decompressed(f, kind) as d:
+        with decompressed(_synced(f), kind) as d:
             while chunk := d.read(BUF):
                 h.update(chunk)
     except (OSError, EOFError, zlib.error) as e:
@@ -191,7 +158,7 @@ def _uncompressed_copy(blobs: BlobReader, desc: Descriptor, tmp: Path) -> tuple[
             return f, size
     out = tempfile.TemporaryFile(dir=tmp)  # noqa: SIM115 - returned open
     try:
-        with f, decompressed(f, kind) as d:
+        with f, decompressed(_synced(f), kind) as d:
             shutil.copyfileobj(d, out, BUF)
     except (OSError, EOFError, zlib.error) as e:
         out.close()
@@ -435,7 +402,8 @@ def open_archive(src: Path | BinaryIO, tmp: Path) -> Iterator[_Source]:
         try:
             stream: Any = _Prefixed(head, f) if not _seekable(f) else f
             try:
-                with decompressed(stream, kind) as d, tarfile.open(fileobj=d, mode="r|") as tf:
+                with decompressed(_synced(stream), kind) as d, \
+                        tarfile.open(fileobj=d, mode="r|") as tf:
                     _extract(tf, work)
             except (tarfile.TarError, EOFError, zlib.error) as e:
                 raise InvalidData(f"invalid archive: {e}") from None
