@@ -25,9 +25,10 @@ def bootstrap(config: Config, names: tuple[str, ...], suite: str, variant: str, 
     import json
     import sys
 
-    from pallet.engine.bootstrap import BootstrapOptions, suite_for
+    from pallet.engine.bootstrap import BootstrapOptions, mmdebstrap_argv, suite_for
     from pallet.engine.bootstrap import bootstrap as run
     from pallet.errors import InvalidArgument
+    from pallet.oci.reference import parse
 
     if len(names) > 2:
         raise InvalidArgument('"pallet image bootstrap" requires 1 or 2 arguments: [BASE] TAG')
@@ -39,6 +40,8 @@ def bootstrap(config: Config, names: tuple[str, ...], suite: str, variant: str, 
     suite = suite_for(base, suite)
     opts = BootstrapOptions(tag=tag, suite=suite, variant=variant, include=pkgs, mirror=mirror,
                             components=tuple(c for c in components.split(",") if c), cmd=cmd_t)
+    mmdebstrap_argv(opts, suite)  # validates the options before the long part starts
+    parse(tag)
     sys.stderr.write(f"Bootstrapping Debian {suite} ({variant}"
                      + (f", with {', '.join(pkgs)}" if pkgs else "") + f") as {tag}...\n")
     img = run(config, opts)

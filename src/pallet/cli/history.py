@@ -35,9 +35,18 @@ def history_table(rows: list[dict], human: bool, no_trunc: bool) -> list[dict]:
     return out
 
 
+def _bool(ctx: click.Context, param: click.Parameter, value: str) -> bool:
+    v = value.lstrip("=").lower()
+    if v in ("", "1", "t", "true", "yes", "y", "on"):
+        return True
+    if v in ("0", "f", "false", "no", "n", "off"):
+        return False
+    raise click.BadParameter(f"invalid boolean value {value!r}")
+
+
 @click.command(help="Show the history of an image.")
 @click.argument("image")
-@click.option("-H", "--human", type=click.BOOL, default=True, show_default=True,
+@click.option("-H", "--human", default="true", callback=_bool, show_default=True,
               help="Print sizes and dates in human readable format.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")

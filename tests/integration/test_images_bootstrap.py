@@ -1,0 +1,70 @@
+"""``pallet image bootstrap``: a real Debian image from Debian's packages (slow, once per run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pallet.config import Config
+from pallet.store import Store
+from tests.support.cli import Pallet
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="needs mmdebstrap"),
+]
+
+
+@pytest.fixture(scope="session")
+def bootstrapped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pallet, str]]:
+    """One bootstrap per test run, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("bootstrap") / "root"
+    root.mkdir()
+    p = Pallet(root)
+    r = p("image", "bootstrap", "debian:bookworm-slim", timeout=900)
+    if r.rc != 0 and ("Temporary failure" in r.err or "Could not resolve" in r.err):
+        pytest.skip(f"no Debian mirror reachable: {r.err.strip()}")
+    assert r.rc == 0, r
+    yield p, r.out.strip()
+    from tests.conftest import _unmount_under
+
+    _unmount_under(root)
+
+
+def test_bootstrap_image_config_and_size(bootstrapped: tuple[Pallet, str]) -> None:
+    p, iid = bootstrapped
+    d = json.loads(p.ok("image", "inspect", "debian:bookworm-slim"))[0]
+    assert d["Id"] == iid and d["RepoTags"] == ["debian:bookworm-slim"]
+    assert d["Config"]["Cmd"] == ["bash"]
+    assert any(e.startswith("PATH=/usr/local/sbin:") for e in d["Config"]["Env"])
+    assert 40_000_000 < d["Size"] < 120_000_000, d["Size"]
+    hist = p.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", "debian:bookworm-slim")
+    assert "mmdebstrap --variant=minbase" in hist and "bookworm" in hist
+
+
+def test_bootstrap_rootfs_is_slim_debian(bootstrapped: tuple[Pallet, str]) -> None:
+    p, _ = bootstrapped
+    store = Store(Config(root=p.root).root / "store")
+    (fs,) = store.snapshots.ensure(store.images.get("debian:bookworm-slim"))
+    assert (fs / "etc" / "debian_version").read_text().startswith("12")
+    assert (fs / "usr" / "bin" / "bash").is_file() and os.readlink(fs / "bin") == "usr/bin"
+    assert not list((fs / "usr" / "share" / "man").glob("*/*"))
+    lists = set(os.listdir(fs / "var" / "lib" / "apt" / "lists"))
+    assert lists <= {"lock", "partial", "auxfiles"}, lists  # no package lists
+    status = (fs / "var" / "lib" / "dpkg" / "status").read_text()
+    assert "Package: usrmerge\n" not in status and "Package: libperl5" not in status
+    assert not (fs / "usr" / "share" / "doc" / "bash" / "README").exists()
+    assert os.listdir(fs / "dev") == []  # device nodes are the runtime's business
+
+
+def test_bootstrap_user_mistakes(tmp_path: Path) -> None:
+    p = Pallet(tmp_path)
+    r = p("image", "bootstrap", "Bad:Tag")
+    assert r.rc == 125 and "invalid reference format" in r.err
+    r = p("image", "bootstrap", "--variant", "huge", "x:1")
+    assert r.rc == 125 and r.err.strip() == "Error: invalid variant: huge"
