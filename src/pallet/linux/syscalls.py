@@ -130,3 +130,51 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
     buf = ctypes.create_string_buffer(program, len(program))
     prog = SockFprog(len(program) // 8, ctypes.addressof(buf))
     _check(libc().syscall(nr, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)), "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+# bpf(2), for cgroup v2 device filters
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "i386": 357, "i686": 357, "armv7l": 386, "ppc64le": 361,
+            "ppc64": 361, "s390x": 351, "riscv64": 280, "loongarch64": 280}
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+
+
+def _bpf(cmd: int, attr: bytes, what: str) -> int:
+    import ctypes
+    import platform
+
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        raise OSError(38, f"bpf: unknown syscall number on {platform.machine()}")
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    return _check(libc().syscall(nr, cmd, buf, len(attr)), what)
+
+
+def bpf_load_cgroup_device_program(insns: bytes, license: str = "Apache") -> int:
+    """Load an eBPF program of type CGROUP_DEVICE (``insns``: 8-byte instructions); its fd."""
+    import ctypes
+    import struct
+
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(4096)
+    attr = struct.pack(
+        "=IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8, ctypes.addressof(code),
+        ctypes.addressof(lic), 1, len(log), ctypes.addressof(log),
+    ).ljust(128, b"\0")
+    try:
+        return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+    except OSError as e:
+        detail = log.value.decode(errors="replace").strip()
+        raise OSError(e.errno, f"{e.strerror}: {detail}" if detail else e.strerror) from None
+
+
+def bpf_attach_cgroup_device(cgroup_fd: int, prog_fd: int, flags: int = 0) -> None:
+    """Attach a CGROUP_DEVICE program to the cgroup open at ``cgroup_fd`` (flags 0: it
+    replaces the cgroup's previous one)."""
+    import struct
+
+    attr = struct.pack("=IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags).ljust(128, b"\0")
+    _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)")
