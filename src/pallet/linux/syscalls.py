@@ -178,3 +178,15 @@ def bpf_attach_cgroup_device(cgroup_fd: int, prog_fd: int, flags: int = 0) -> No
 
     attr = struct.pack("=IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags).ljust(128, b"\0")
     _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)")
+
+
+# unshare(2)/setns(2) namespace flags
+CLONE_NEWNET = 0x40000000
+
+
+def unshare(flags: int) -> None:
+    _check(libc().unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(libc().setns(fd, nstype), "setns")
