@@ -199,3 +199,38 @@ def test_connection_refused_is_quick(tmp_path: Path) -> None:
         _pull(f"127.0.0.1:{port}", tmp_path)
     assert "connection refused" in str(ei.value)
     assert time.monotonic() - t0 < 5
+
+
+def _push_image(host: str, tmp: Path, opts: Options = FAST) -> tuple[Any, bytes, DirSink]:
+    from pallet.registry.push import push
+    from tests.support.fake_registry import _image
+
+    layer, config, manifest = _image()
+    src = DirSink(tmp / "src")
+    for b in (layer, config):
+        src.put(b)
+    with Registry(host, options=opts) as reg:
+        res = push(reg, parse(f"{host}/push/img:v1"), src, manifest,
+                   "application/vnd.oci.image.manifest.v1+json")
+    return res, manifest, src
+
+
+def test_push_restarts_a_lost_upload_session(tmp_path: Path) -> None:
+    with fake_registry(Faults(upload="drop_once")) as reg:
+        res, manifest, src = _push_image(reg.host, tmp_path)
+        assert res.digest.split(":")[1] and reg.pushed[res.digest] == manifest
+        assert reg.count["session"] == 3  # config, layer, and a new session for the lost one
+        for d in (res.uploaded):
+            assert reg.pushed[d] == src.read(d)
+
+
+def test_push_manifest_retried_after_5xx(tmp_path: Path) -> None:
+    with fake_registry(Faults(manifest_put_status=503, fail_times=1)) as reg:
+        res, manifest, _ = _push_image(reg.host, tmp_path)
+        assert reg.pushed[res.digest] == manifest
+        assert reg.count["manifest_put"] == 2
+
+
+def test_push_manifest_refused(tmp_path: Path) -> None:
+    with fake_registry(Faults(manifest_put_status=403)) as reg, pytest.raises(RegistryDenied):
+        _push_image(reg.host, tmp_path)

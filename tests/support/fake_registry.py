@@ -38,6 +38,8 @@ class Faults:
     user: str = ""  # with bearer: the token realm wants these Basic credentials
     password: str = ""
     retry_after: str = ""
+    upload: str = ""  # "drop_once": the first blob upload is cut and its session lost
+    manifest_put_status: int = 0  # answer manifest uploads with this status (fail_times)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class FakeRegistry:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     count: dict[str, int] = field(default_factory=dict)
+    pushed: dict[str, bytes] = field(default_factory=dict)  # blobs and manifests received
+    broken: set[str] = field(default_factory=set)  # upload sessions the registry lost
 
     @property
     def manifest_digest(self) -> str:
@@ -127,7 +131,58 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             reg.stop.wait(60)
 
         def do_HEAD(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path.startswith("/v2/push/"):
+                reg.requests.append((self.command, self.path, dict(self.headers.items())))
+                d = path.rsplit("/", 1)[1]
+                if d in reg.pushed:
+                    self._send(200, b"", {"Content-Length": str(len(reg.pushed[d]))})
+                else:
+                    self._send(404)
+                return
             self.do_GET()
+
+        def do_POST(self) -> None:
+            reg.requests.append((self.command, self.path, dict(self.headers.items())))
+            n = reg.count.get("session", 0)
+            reg.count["session"] = n + 1
+            self._send(202, b"", {"Location": f"/upload/{n}"})
+
+        def do_PUT(self) -> None:
+            reg.requests.append((self.command, self.path, dict(self.headers.items())))
+            path, _, query = self.path.partition("?")
+            length = int(self.headers.get("Content-Length") or 0)
+            if path.startswith("/upload/"):
+                session = path.rsplit("/", 1)[1]
+                if session in reg.broken:
+                    self.rfile.read(length)
+                    self._err(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+                    return
+                if f.upload == "drop_once" and not reg.count.get("dropped"):
+                    reg.count["dropped"] = 1
+                    reg.broken.add(session)
+                    self.rfile.read(length // 2)
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(2)
+                    return
+                body = self.rfile.read(length)
+                want = query.split("digest=", 1)[1].replace("%3A", ":")
+                if _digest(body) != want:
+                    self._err(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+                    return
+                reg.pushed[want] = body
+                self._send(201, b"", {"Docker-Content-Digest": want})
+                return
+            if path.startswith("/v2/push/img/manifests/"):
+                body = self.rfile.read(length)
+                if self._fault("manifest_put", f.manifest_put_status):
+                    return
+                d = _digest(body)
+                reg.pushed[d] = body
+                self._send(201, b"", {"Docker-Content-Digest": d})
+                return
+            self._err(404, "NAME_UNKNOWN", "repository name not known to registry")
 
         def do_GET(self) -> None:
             reg.requests.append((self.command, self.path, dict(self.headers.items())))

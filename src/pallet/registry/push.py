@@ -153,10 +153,22 @@ def push_blob(reg: Registry, path: str, src: BlobSource, desc: Descriptor, *,
                 progress.status(key, f"Mounted from {repo}")
             return "mounted"
         break
-    if not location:
-        location, _ = start_upload(reg, path)
-    upload_blob(reg, path, src, desc, location, chunk_size=chunk_size,
-                progress=progress if show else NullProgress())
+    attempt = 0
+    while True:
+        if not location:
+            location, _ = start_upload(reg, path)
+        try:
+            upload_blob(reg, path, src, desc, location, chunk_size=chunk_size,
+                        progress=progress if show else NullProgress())
+            break
+        except RegistryError as e:
+            # the registry lost or refused the upload session (after a dropped
+            # connection, say): start a new one, twice at most
+            if attempt >= 2 or e.code not in ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"):
+                raise
+            attempt += 1
+            location = ""
+            reg.options.sleep(reg.options.backoff * (2 ** (attempt - 1)))
     if show:
         progress.status(key, "Pushed")
     return "uploaded"
