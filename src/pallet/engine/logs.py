@@ -136,10 +136,15 @@ def read_logs(
     poll: float = 0.1,
 ) -> Iterator[LogRecord]:
     """Records of a json-file log; with ``follow``, keep reading while ``alive()`` is true."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return
+    while True:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+            break
+        except FileNotFoundError:
+            # following a container whose monitor has not created its log yet: wait for it
+            if not follow or alive is None or (not alive() and not os.path.exists(path)):
+                return
+            time.sleep(poll)
     with f:
         data = f.read()
         cut = data.rfind(b"\n") + 1
