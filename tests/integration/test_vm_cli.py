@@ -96,3 +96,16 @@ def test_kill_a_vm(vm_pallet: Pallet, pallet_root: Path) -> None:
     assert "Exited (137)" in vm_pallet.ok("ps", "-a")
     vm_pallet.ok("rm", cid)
     assert left_behind(pallet_root, cid) == []
+
+
+def test_files_added_before_start_reach_only_that_vm(vm_pallet: Pallet, tmp_path: Path) -> None:
+    """The root image is cached per image, made from its layers: one container's files stay its own."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    vm_pallet.ok("create", "--name", "c1", "--isolation", "vm", "busybox:test", "cat", "/secret")
+    vm_pallet.ok("cp", str(secret), "c1:/secret")
+    r = vm_pallet("start", "-a", "c1")
+    assert r.rc == 0 and r.out == "s3cret\n", r
+    r = vm_pallet("run", "--rm", "--isolation", "vm", "busybox:test", "cat", "/secret")
+    assert r.rc == 1 and "s3cret" not in r.out, r
+    vm_pallet.ok("rm", "c1")

@@ -215,3 +215,31 @@ def test_extract_vmlinux_from_a_gzip_bzimage() -> None:
     assert extract_vmlinux(b"MZ no payload") is None
     # an ELF without the PVH entry cannot be booted that way
     assert extract_vmlinux(b"MZ" + gzip.compress(b"\x7fELF" + b"\1" * 4096)) is None
+
+
+MOUNTINFO = (
+    "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    "50 22 0:42 / /run/c/rootfs rw,relatime - overlay overlay "
+    "rw,lowerdir=/s/l2:/s/l1,upperdir=/c/up\\040dir,workdir=/c/work\n"
+    "51 22 0:43 / /other rw - tmpfs tmpfs rw\n"
+)
+
+
+def test_find_overlay_in_mountinfo() -> None:
+    ov = rootfs.find_overlay(MOUNTINFO, "/run/c/rootfs")
+    assert ov == rootfs.Overlay(("/s/l2", "/s/l1"), "/c/up dir")
+    assert rootfs.find_overlay(MOUNTINFO, "/other") is None
+    assert rootfs.find_overlay(MOUNTINFO, "/nowhere") is None
+    hidden = MOUNTINFO + "60 50 0:50 / /run/c/rootfs rw - tmpfs tmpfs rw\n"
+    assert rootfs.find_overlay(hidden, "/run/c/rootfs") is None
+
+
+def test_upper_files(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "added").write_text("x")
+    os.chmod(tmp_path / "etc" / "added", 0o600)
+    (tmp_path / "big").write_bytes(b"0" * 2048)
+    (tmp_path / "link").symlink_to("etc/added")
+    got = rootfs.upper_files(str(tmp_path), limit_each=1024)
+    assert got == [("/etc/added", b"x", 0o600)]
+    assert rootfs.upper_files(str(tmp_path / "missing")) == []

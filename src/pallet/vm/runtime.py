@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ from pallet.errors import Conflict, ContainerNotFound, InvalidArgument, RuntimeF
 from pallet.vm import accel as accel_mod
 from pallet.vm import bundle as bundle_mod
 from pallet.vm import qemu as qemu_mod
+from pallet.vm.bundle import CopiedFile
 from pallet.vm.initramfs import ensure_initramfs
 from pallet.vm.kernel import ensure_boot_image, find_kernel, find_qemu, find_virtiofsd, tsc_khz
 from pallet.vm.rootfs import ensure_image
@@ -127,8 +128,11 @@ class VMRuntime:
             filesystems.append(qemu_mod.VirtioFS("rootfs", sock))
             virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, str(b.rootfs)), sock))
         else:
-            path, cached = ensure_image(b.rootfs, b.rootfs_mode, self.vm_dir / "images", b.cache_key, d)
+            path, cached, upper = ensure_image(b.rootfs, b.rootfs_mode, self.vm_dir / "images",
+                                               b.cache_key, d)
             disk = str(path)
+            # the container's own additions, copied in before the bundle's file mounts
+            b = replace(b, files=tuple(CopiedFile(p, data, mode) for p, data, mode in upper) + b.files)
         for sh in b.shares:
             sock = f"fs-{sh.tag}.sock"
             filesystems.append(qemu_mod.VirtioFS(sh.tag, sock))
