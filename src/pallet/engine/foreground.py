@@ -13,6 +13,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,10 @@ def exit_code(status: int) -> int:
 class _Signals:
     """Forward the signals we receive to the container's pid 1; SIGWINCH resizes its pty."""
 
-    def __init__(self, pid: int, master: int | None, wake: int) -> None:
+    def __init__(self, pid: int, master: int | None, wake: int,
+                 send: Callable[[int], None] | None = None) -> None:
         self.pid = pid
+        self.send = send
         self.master = master
         self.wake = wake
         self.old: dict[int, Any] = {}
@@ -49,6 +52,10 @@ class _Signals:
         return self
 
     def _forward(self, signum: int, _frame: Any) -> None:
+        if self.send is not None:
+            with contextlib.suppress(Exception):
+                self.send(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signum)
 
@@ -133,8 +140,13 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
+    send = None
+    if _ppid(pid) != os.getpid() and hasattr(rt, "wait"):
+        # not our child (a VM's shim): the runtime delivers signals and knows the status
+        _FOREIGN[pid] = (rt, c.id)
+        send = lambda sig: rt.kill(c.id, sig)  # noqa: E731
     try:
-        with _Signals(pid, master, wake_w):
+        with _Signals(pid, master, wake_w, send):
             rt.start(c.id)
             if master is not None:
                 status = _pump_tty(c, pid, master, wake_r, keep_log)
@@ -143,6 +155,7 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
             else:
                 status = _wait_only(pid, wake_r)
     finally:
+        _FOREIGN.pop(pid, None)
         os.close(wake_r)
         os.close(wake_w)
     code = exit_code(status)
@@ -157,7 +170,33 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
     return code
 
 
+_FOREIGN: dict[int, tuple[Any, str]] = {}
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rfind(b")") + 2 :].split()[1])
+
+
 def _reap(pid: int) -> int | None:
+    foreign = _FOREIGN.get(pid)
+    if foreign is not None:
+        from pallet.engine.containers import pid_alive
+
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-1, os.WNOHANG)
+        if pid_alive(pid, 0):
+            return None
+        rt, cid = foreign
+        try:
+            code = int(rt.wait(cid, timeout=5))
+        except Exception:
+            code = 255
+        return code << 8 if code < 128 else code - 128
     while True:
         try:
             got, status = os.waitpid(-1, os.WNOHANG)
