@@ -10,21 +10,20 @@ import click
 
 from pallet.config import Config
 
-DEFAULT_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+DEFAULT_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 
 
-def _row(c: Any, trunc: bool, size: bool) -> dict[str, Any]:
+def _row(c: Any, trunc: bool, size: bool, image_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     from pallet.engine.humanize import command_string, human_duration, human_size, status_string
-    from pallet.engine.state import rfc3339
 
     created = human_duration(time.time() - c.created / 1e9) + " ago"
+    created_at = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.created / 1e9))
     row = {
         "ID": c.short_id if trunc else c.id,
         "Image": c.spec.image,
         "Command": command_string(c, trunc),
-        "CreatedAt": created,
+        "CreatedAt": created_at,
         "RunningFor": created,
-        "Created": rfc3339(c.created),
         "Status": status_string(c),
         "State": c.state.status,
         "Ports": ", ".join(c.spec.port_bindings),
@@ -37,7 +36,9 @@ def _row(c: Any, trunc: bool, size: bool) -> dict[str, Any]:
     if size:
         from pallet.engine.volumes import du
 
-        row["Size"] = f"{human_size(du(c.dir / 'upper'))} (virtual -)"
+        rw = du(c.dir / "upper")
+        virtual = rw + (image_sizes or {}).get(c.spec.image_id, 0)
+        row["Size"] = f"{human_size(rw)} (virtual {human_size(virtual)})"
     return row
 
 
@@ -107,7 +108,7 @@ def execute(template: str, obj: Any) -> str:
 
 
 _HEADERS = {
-    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED",
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
     "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "State": "STATE",
     "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
 }
@@ -140,7 +141,17 @@ def ps(config: Config, all_: bool, quiet: bool, last: int, latest: bool, no_trun
         for c in cs:
             click.echo(c.short_id if not no_trunc else c.id)
         return 0
-    rows = [_row(c, not no_trunc, size) for c in cs]
+    image_sizes: dict[str, int] = {}
+    if size:
+        from pallet.engine.rootfs import Images
+
+        images = Images(config)
+        for img_id in {c.spec.image_id for c in cs}:
+            try:
+                image_sizes[img_id] = int(getattr(images.get(img_id).handle, "size", 0) or 0)
+            except Exception:
+                image_sizes[img_id] = 0
+    rows = [_row(c, not no_trunc, size, image_sizes) for c in cs]
     template = fmt or DEFAULT_TABLE + ("\t{{.Size}}" if size else "")
     click.echo(render(template, rows), nl=False)
     return 0

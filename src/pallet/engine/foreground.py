@@ -99,6 +99,9 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
     from pallet.linux.syscalls import set_child_subreaper
 
     set_child_subreaper()
+    from pallet.engine.lifecycle import await_monitor
+
+    c = await_monitor(svc, c)
     c, bundle = prepare(svc, c)
     rt = open_runtime(svc.config, c.spec.runtime)
     keep_log = not c.spec.auto_remove

@@ -41,7 +41,7 @@ def human_size(n: float) -> str:
     while n >= 1000 and i < len(units) - 1:
         n /= 1000
         i += 1
-    return f"{n:.4g}{units[i]}"
+    return f"{n:.3g}{units[i]}"
 
 
 def status_string(c: Container, now: float | None = None) -> str:

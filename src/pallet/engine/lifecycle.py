@@ -223,10 +223,26 @@ def monitor_argv(svc: ContainerService, c: Container, sync_fd: int) -> list[str]
             str(svc.config.root), str(svc.config.run_root), c.id, str(sync_fd)]
 
 
+def await_monitor(svc: ContainerService, c: Container, timeout: float = 15.0) -> Container:
+    """Wait until the monitor of a stopped container has finished its cleanup (unmounting...)."""
+    import time
+
+    from pallet.engine.containers import pid_alive
+
+    mon = c.state.monitor_pid
+    if not mon or mon == os.getpid() or c.state.running:
+        return c
+    deadline = time.monotonic() + timeout
+    while pid_alive(mon, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return svc.refresh(svc.store.load(c.id))
+
+
 def start_detached(svc: ContainerService, c: Container) -> Container:
     c = svc.refresh(c)
     if c.state.running:
         return c
+    c = await_monitor(svc, c)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(c.dir / "stopped-by-user")
     with contextlib.suppress(FileNotFoundError):
