@@ -320,3 +320,47 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_foreground_forwards_signals(p: Pallet) -> None:
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(p.argv("run", "--rm", "--init", IMG, "sh", "-c", "echo up; exec sleep 60"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"up\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+def test_restart_command(p: Pallet) -> None:
+    p.ok("run", "-d", "--init", "--name", "rs", IMG, "sh", "-c", "echo started; exec sleep 60")
+    first = int(p.ok("inspect", "-f", "{{.State.Pid}}", "rs"))
+    p.ok("restart", "-t", "1", "rs")
+    assert p.ok("inspect", "-f", "{{.State.Status}}", "rs").strip() == "running"
+    assert int(p.ok("inspect", "-f", "{{.State.Pid}}", "rs")) != first
+    assert eventually(lambda: p.ok("logs", "rs").count("started") == 2)
+
+
+def test_kill_9_of_foreground_cli_is_reconciled(p: Pallet) -> None:
+    import json
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(p.argv("run", "--name", "fgk", IMG, "sh", "-c", "echo up; sleep 1; exit 0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"up\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    cid = p.ok("inspect", "-f", "{{.Id}}", "fgk").strip()
+    pid = json.loads((p.root / "containers" / cid / "state.json").read_text())["pid"]
+    assert eventually(lambda: not _alive(pid), timeout=15)
+    assert p.ok("inspect", "-f", "{{.State.Status}}", "fgk").strip() == "exited"
+    with open("/proc/self/mountinfo") as f:
+        assert str(p.root / "containers" / cid / "rootfs") not in f.read()
