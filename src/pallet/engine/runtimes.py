@@ -21,7 +21,20 @@ def runtime_name(config: Config, flag: str | None, isolation: str | None) -> str
     name = flag or config.runtime or "pallet"
     if name not in KNOWN and not Path(name).is_absolute():
         raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+    if name == "pallet" and not flag and not pallet_runtime_present() and shutil.which("runc"):
+        # pallet's own runtime is not installed in this tree: the default falls back to runc
+        return "runc"
     return name
+
+
+def pallet_runtime_present() -> bool:
+    import importlib.util
+
+    try:
+        import pallet.runtime as rt
+    except ImportError:
+        return False
+    return hasattr(rt, "get_runtime") or importlib.util.find_spec("pallet.runtime.cli") is not None
 
 
 def state_root(config: Config, name: str) -> Path:
