@@ -32,7 +32,7 @@ from pallet.vm.kernel import ensure_boot_image, find_kernel, find_qemu, tsc_khz
 from pallet.vm.runtime import VMRuntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.images import make_busybox_rootfs  # noqa: E402
+from tests.support.images import make_busybox_rootfs, make_busybox_tar  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -128,6 +128,15 @@ def container_memory(bundle: Path) -> int:
         subprocess.run(["runc", "delete", "-f", cid], check=False)
 
 
+def pallet_cli(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pallet", "--root", str(root), *args]
+
+
+def time_pallet_run(root: Path, n: int, *extra: str) -> list[float]:
+    """``pallet run --rm [extra] busybox:bench true``, end to end."""
+    return time_cmd(pallet_cli(root, "run", "--rm", *extra, "busybox:bench", "true"), n)
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3f}s"
 
@@ -159,12 +168,29 @@ def main() -> None:
             rb = runc_bundle(t / "runc-true", rootfs, ["true"])
             rows.append(("runc run (container)", time_cmd(
                 ["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], a.runs)))
+        # end to end through the CLI: the same image in a container and in a VM
+        proot = t / "cli-root"
+        (proot / "vm").parent.mkdir(parents=True, exist_ok=True)
+        (proot / "vm").symlink_to(cfg.root / "vm")
+        tar = make_busybox_tar(t / "busybox.tar")
+        subprocess.run(pallet_cli(proot, "import", str(tar), "busybox:bench"), check=True,
+                       stdout=subprocess.DEVNULL)
+        rows.append(("pallet run --rm --isolation vm IMG true", time_pallet_run(proot, a.runs, "--isolation", "vm")))
+        for rt_name in ("pallet", "runc"):
+            try:
+                rows.append((f"pallet run --rm --runtime {rt_name} IMG true",
+                             time_pallet_run(proot, a.runs, "--runtime", rt_name)))
+            except subprocess.CalledProcessError:
+                print(f"(container mode with the {rt_name} runtime is not available here)")
         print(f"\nboot-to-exit of `true`, median of {a.runs}:")
         for name, xs in rows:
             print(f"  {name:40s} {med(xs)}")
         base = statistics.median(vm_total)
-        for name, xs in rows[2:]:
-            print(f"  pallet VM / {name.strip():30s} x{base / statistics.median(xs):.1f}")
+        for name, xs in rows[2:4]:
+            print(f"  pallet VM / {name.strip():40s} x{base / statistics.median(xs):.1f}")
+        cli_vm = statistics.median(rows[4][1])
+        for name, xs in rows[5:]:
+            print(f"  run --isolation vm / {name:38s} x{cli_vm / statistics.median(xs):.1f}")
         print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
         sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
         qrss, srss = vm_memory(rt, sb)

@@ -256,3 +256,19 @@ def test_qemu_and_virtiofsd_die_with_the_shim(rt: VMRuntime, tmp_path: Path, bus
     assert rt.state("t4").status == "stopped"
     rt.delete("t4")
     assert leftovers(rt, "t4") == []
+
+
+def test_boot_failure_shows_the_guest_console(rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path) -> None:
+    from pallet.errors import RuntimeFailure
+
+    images = rt.vm_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    (images / "corrupt-test.erofs").write_bytes(b"\0" * 65536)  # a cached image gone bad
+    b = make_bundle(tmp_path, busybox_rootfs, ["true"],
+                    annotations={"org.pallet.vm.cache-key": "corrupt-test"})
+    try:
+        with pytest.raises(RuntimeFailure, match="VM failed to boot.*cannot mount the erofs root"):
+            rt.create("t5", b)
+    finally:
+        (images / "corrupt-test.erofs").unlink()
+    assert leftovers(rt, "t5") == []

@@ -243,3 +243,19 @@ def test_upper_files(tmp_path: Path) -> None:
     got = rootfs.upper_files(str(tmp_path), limit_each=1024)
     assert got == [("/etc/added", b"x", 0o600)]
     assert rootfs.upper_files(str(tmp_path / "missing")) == []
+
+
+def test_missing_kernel_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pallet.errors import Unavailable
+
+    monkeypatch.delenv("PALLET_VM_KERNEL", raising=False)
+    with pytest.raises(Unavailable, match="apt-get install linux-image-cloud-amd64"):
+        find_kernel(boot=str(tmp_path), modules_root=str(tmp_path))
+    (tmp_path / "vmlinuz-6.1.0-9-cloud-amd64").write_bytes(b"k")
+    (tmp_path / "vmlinuz-6.1.0-10-cloud-amd64").write_bytes(b"k")
+    for r in ("6.1.0-9-cloud-amd64", "6.1.0-10-cloud-amd64"):
+        (tmp_path / r / "kernel").mkdir(parents=True)
+    assert find_kernel(boot=str(tmp_path), modules_root=str(tmp_path)).release == "6.1.0-10-cloud-amd64"
+    monkeypatch.setenv("PALLET_VM_KERNEL", str(tmp_path / "nope"))
+    with pytest.raises(Unavailable, match="PALLET_VM_KERNEL"):
+        find_kernel(boot=str(tmp_path), modules_root=str(tmp_path))

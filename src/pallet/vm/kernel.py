@@ -33,6 +33,9 @@ def find_kernel(boot: str = "/boot", modules_root: str = "/lib/modules") -> Kern
     override = os.environ.get("PALLET_VM_KERNEL")
     if override:
         rel = os.path.basename(override).removeprefix("vmlinuz-")
+        if not (os.access(override, os.R_OK) and os.path.isdir(f"{modules_root}/{rel}/kernel")):
+            raise Unavailable(f"PALLET_VM_KERNEL={override}: needs a readable kernel image named "
+                              f"vmlinuz-<release> and its modules in {modules_root}/<release>")
         return Kernel(override, rel, f"{modules_root}/{rel}")
     found: list[Kernel] = []
     for flavour in ("-cloud-amd64", ""):
