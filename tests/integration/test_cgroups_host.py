@@ -61,6 +61,19 @@ def _oom(m: Manager) -> None:
     assert p.wait(timeout=30) == -9  # SIGKILL from the OOM killer
 
 
+_CHAR_NODES = {(1, 3): "/dev/null", (1, 5): "/dev/zero", (1, 7): "/dev/full", (1, 9): "/dev/urandom"}
+
+
+def _can_read(m: Manager, major: int, minor: int) -> bool:
+    """Start a reader, move it into the cgroup, then let it open the node."""
+    path = _CHAR_NODES[(major, minor)]
+    p = subprocess.Popen(["sh", "-c", f"read x; exec head -c 1 {path}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    m.add(p.pid)
+    out, _ = p.communicate(b"go\n", timeout=30)
+    return p.returncode == 0  # head exits 1 when it cannot open the node
+
+
 def _frozen_v1(m: Manager, pid: int) -> bool:
     return m.fs.read(os.path.join(m.dirs["freezer"], "freezer.state")).strip() == "FROZEN" and _proc_state(pid) in "DS"  # type: ignore[attr-defined]
 
@@ -84,17 +97,19 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             pytest.skip("this host has no cgroup v1 hierarchy")
         b = Backend(
             name="host-v1", root=ROOT, prefix=prefix, spawn=procs.spawn, exit=procs.exit,
-            version=cgroups.detect(ROOT), oom=_oom, is_frozen=_frozen_v1,
+            version=cgroups.detect(ROOT), oom=_oom, is_frozen=_frozen_v1, can_read=_can_read,
             features={"memory", "cpu", "cpuset", "pids", "freezer", "devices", "oom"},
         )
     else:
         if not os.path.exists(os.path.join(V2_ROOT, "cgroup.controllers")):
             pytest.skip("this host has no cgroup v2 hierarchy")
         ctl = _controllers_v2()
-        feats = {"freezer"} | ({"memory", "oom"} if "memory" in ctl else set()) | (ctl & {"cpu", "cpuset", "pids"})
+        # the eBPF device filter needs no controller: it works on any v2 cgroup
+        feats = {"freezer", "devices"} | ({"memory", "oom"} if "memory" in ctl else set()) | (ctl & {"cpu", "cpuset", "pids"})
         b = Backend(
             name="host-v2 (controllers: " + (" ".join(sorted(ctl)) or "none") + ")", root=V2_ROOT, prefix=prefix,
             spawn=procs.spawn, exit=procs.exit, version="v2", oom=_oom, is_frozen=_frozen_v2, features=feats,
+            can_read=_can_read,
         )
     try:
         yield b

@@ -29,6 +29,7 @@ class FakeFsBase:
         self.links: dict[str, str] = {}
         self.procs: dict[str, set[int]] = {}  # cgroup dir -> pids
         self.writes: list[tuple[str, str]] = []
+        self.device_programs: dict[str, bytes] = {}
         self._next_pid = 1000
 
     # -- CgroupFs ---------------------------------------------------------------
@@ -104,6 +105,14 @@ class FakeFsBase:
             self.move(d, int(data))
             return
         self.on_write(d, name, data.strip())
+
+    def attach_device_filter(self, path: str, program: bytes) -> None:
+        p = self._res(path)
+        if p not in self.dirs:
+            raise _err(errno.ENOENT, path)
+        if not program or len(program) % 8:
+            raise _err(errno.EINVAL, path)
+        self.device_programs[p] = program  # one program per cgroup: a new one replaces it
 
     # -- kernel hooks -------------------------------------------------------------
 

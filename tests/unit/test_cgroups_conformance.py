@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pallet.runtime import cgroups
+from pallet.runtime import cgroups, cgroups_devices
 from pallet.runtime.cgroups import CgroupError, Manager
 from tests.unit.cgroups_fake import FakeCgroup1, FakeCgroup2
 
@@ -32,6 +32,8 @@ class Backend:
     fs: cgroups.CgroupFs | None = None
     oom: Callable[[Manager], None] | None = None
     is_frozen: Callable[[Manager, int], bool] | None = None
+    # may a process of the cgroup read char device major:minor? (devices feature)
+    can_read: Callable[[Manager, int, int], bool] | None = None
     version: str = "v1"
     destroy_timeout: float = 2.0
     n: list[int] = field(default_factory=lambda: [0])
@@ -232,20 +234,30 @@ def check_freeze_thaw(b: Backend) -> None:
 
 def check_devices(b: Backend) -> None:
     b.need("devices")
+    assert b.can_read is not None
     m = b.manager()
     m.create()
     try:
+        assert b.can_read(m, 1, 5), "/dev/zero unreadable before any rule"
         m.apply(
             {
                 "devices": [
                     {"allow": False, "access": "rwm"},
-                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},  # null
+                    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "r"},  # full, read only
                     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
                 ]
             }
         )
-        listed = _file(m, "devices", "devices.list").splitlines()
-        assert listed == ["c 1:3 rwm", "c 136:* rwm"]
+        assert b.can_read(m, 1, 3), "/dev/null denied"
+        assert b.can_read(m, 1, 7), "/dev/full denied"
+        assert not b.can_read(m, 1, 5), "/dev/zero allowed"
+        if m.version == "v2":
+            # the filter honours order: a later rule overrides an earlier one, even one
+            # that punches a hole in a wildcard (v1's exception list cannot express that)
+            m.apply({"devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "access": "rwm"},
+                                 {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "r"}]})
+            assert b.can_read(m, 1, 5) and not b.can_read(m, 1, 3)
     finally:
         m.destroy()
 
@@ -282,6 +294,17 @@ CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
 # -- fake backends ------------------------------------------------------------------
 
 
+def _v1_list_allows(listing: str, major: int, minor: int, access: str) -> bool:
+    for rule in listing.splitlines():
+        parts = rule.split()
+        if parts[0] == "a":
+            return True
+        maj, _, mnr = parts[1].partition(":")
+        if parts[0] == "c" and maj in ("*", str(major)) and mnr in ("*", str(minor)) and set(access) <= set(parts[2]):
+            return True
+    return False
+
+
 def fake_v1() -> Backend:
     fs = FakeCgroup1()
     return Backend(
@@ -296,6 +319,8 @@ def fake_v1() -> Backend:
         features={"memory", "cpu", "cpuset", "pids", "freezer", "devices", "oom"},
         oom=lambda m: fs.oom_kill(m.path),
         is_frozen=lambda m, pid: fs.read(f"{fs.root}/freezer{m.path}/freezer.state") == "FROZEN",
+        can_read=lambda m, major, minor: _v1_list_allows(
+            fs.read(f"{fs.root}/devices{m.path}/devices.list"), major, minor, "r"),
     )
 
 
@@ -310,9 +335,13 @@ def fake_v2() -> Backend:
         fs=fs,
         destroy_timeout=0.05,
         version="v2",
-        features={"memory", "cpu", "cpuset", "pids", "freezer", "oom"},
+        features={"memory", "cpu", "cpuset", "pids", "freezer", "oom", "devices"},
         oom=lambda m: fs.oom_kill(m.path),
         is_frozen=lambda m, pid: "frozen 1" in fs.read(f"{fs.root}{m.path}/cgroup.events"),
+        can_read=lambda m, major, minor: (
+            f"{fs.root}{m.path}" not in fs.device_programs
+            or cgroups_devices.run(fs.device_programs[f"{fs.root}{m.path}"], "c", major, minor, "r")
+        ),
     )
 
 

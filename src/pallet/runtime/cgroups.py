@@ -64,6 +64,7 @@ class CgroupFs(Protocol):
     def rmdir(self, path: str) -> None: ...
     def read(self, path: str) -> str: ...
     def write(self, path: str, data: str) -> None: ...
+    def attach_device_filter(self, path: str, program: bytes) -> None: ...
 
 
 class HostFs:
@@ -98,6 +99,11 @@ class HostFs:
             os.write(fd, data.encode())
         finally:
             os.close(fd)
+
+    def attach_device_filter(self, path: str, program: bytes) -> None:
+        from pallet.runtime.cgroups_devices import attach
+
+        attach(path, program)
 
 
 # -- public interface -------------------------------------------------------------

@@ -218,11 +218,14 @@ class V2Manager:
                 self._write("io.max", f"{d['major']}:{d['minor']} {field}={rate if rate > 0 else 'max'}", what="io.max")
 
     def _devices(self, rules: list[Mapping[str, Any]]) -> None:
-        # v2 controls device access with an eBPF program attached to the cgroup;
-        # pallet does not load one yet (the mount namespace's /dev is still minimal
-        # and CAP_MKNOD-created nodes stay unusable on nodev mounts).
-        if any(not r.get("allow") for r in rules):
-            self.warnings.append("device rules need an eBPF device filter on cgroup v2; not applied")
+        # v2 has no devices.allow/deny: an eBPF program attached to the cgroup decides
+        from pallet.runtime.cgroups_devices import program
+
+        prog = program(rules)
+        try:
+            self.fs.attach_device_filter(self.dir, prog)
+        except OSError as e:
+            raise CgroupError(f"failed to attach the device filter to {self.dir}: {e.strerror or e}") from e
 
     # -- reading ------------------------------------------------------------------
 
