@@ -387,15 +387,17 @@ class ContainerService:
 
     def cleanup(self, c: Container) -> None:
         """Release what a stopped container holds: runtime state, network, rootfs mount."""
-        from pallet.engine.limits import oom_killed
+        oom = False
+        if not c.spec.auto_remove:  # nobody can inspect a --rm container afterwards
+            from pallet.engine.limits import oom_killed
 
-        oom = oom_killed(c)  # State.OOMKilled: read before the runtime removes the cgroup
+            oom = oom_killed(c)  # State.OOMKilled: read before the runtime removes the cgroup
         with contextlib.suppress(Exception):
             self._runtime(c).delete(c.id, force=True)
         self._network_teardown(c)
-        from pallet.engine.rootfs import unmount_all
+        from pallet.engine.rootfs import unmount_rootfs
 
-        unmount_all(c.rootfs)
+        unmount_rootfs(c.rootfs)
         with self.store.locked(c.id):
             try:
                 cur = self.store.load(c.id)

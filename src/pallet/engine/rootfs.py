@@ -48,15 +48,24 @@ class Images:
 
 
 def is_mountpoint(path: Path) -> bool:
-    p = str(path)
+    """``path`` is a mount point (an overlay has its own device: a stat of it and its parent)."""
+    return os.path.ismount(path)
+
+
+def unmount_rootfs(path: Path) -> None:
+    """Unmount a container's rootfs; nothing else is mounted below it on the host."""
+    import errno
+
+    from pallet.linux.syscalls import MNT_DETACH, umount
+
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                if line.split(" ", 5)[4] == p:
-                    return True
-    except OSError:
-        return False
-    return False
+        umount(str(path), MNT_DETACH)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):
+            unmount_all(path)
+            return
+    if os.path.ismount(path):
+        unmount_all(path)
 
 
 def unmount_all(path: Path) -> None:
