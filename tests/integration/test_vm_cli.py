@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import socket
+import struct
+import subprocess
+import termios
 import time
 import urllib.request
 from pathlib import Path
@@ -109,3 +114,37 @@ def test_files_added_before_start_reach_only_that_vm(vm_pallet: Pallet, tmp_path
     r = vm_pallet("run", "--rm", "--isolation", "vm", "busybox:test", "cat", "/secret")
     assert r.rc == 1 and "s3cret" not in r.out, r
     vm_pallet.ok("rm", "c1")
+
+
+def test_interactive_tty_in_a_vm(vm_pallet: Pallet) -> None:
+    """``run -it``: the guest's process gets a terminal of the user's size, and the keyboard."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 91, 0, 0))
+    p = subprocess.Popen(
+        vm_pallet.argv("run", "--rm", "-it", "--isolation", "vm", "busybox:test",
+                       "sh", "-c", "tty; stty size; read x; echo got:$x; exit 4"),
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not sent and b"27 91" in seen:
+            os.write(master, b"typed-line\n")
+            sent = True
+        if p.poll() is not None and not r:
+            break
+    os.close(master)
+    assert p.wait(timeout=30) == 4, seen
+    text = seen.replace(b"\r", b"").decode(errors="replace")
+    assert "/dev/pts/0" in text and "27 91" in text and "got:typed-line" in text, text
