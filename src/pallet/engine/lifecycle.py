@@ -238,8 +238,26 @@ def await_monitor(svc: ContainerService, c: Container, timeout: float = 15.0) ->
     return svc.refresh(svc.store.load(c.id))
 
 
+@contextlib.contextmanager
+def start_lock(c: Container) -> Any:
+    """Serializes starts of one container (two `start`s at once must not run it twice)."""
+    import fcntl
+
+    fd = os.open(c.dir / "start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def start_detached(svc: ContainerService, c: Container) -> Container:
-    c = svc.refresh(c)
+    with start_lock(c):
+        return _start_detached(svc, c)
+
+
+def _start_detached(svc: ContainerService, c: Container) -> Container:
+    c = svc.refresh(svc.store.load(c.id))
     if c.state.running:
         return c
     c = await_monitor(svc, c)
