@@ -1,0 +1,505 @@
+"""The engine's side of networking: what ``start``, ``stop``, ``rm``, ``inspect`` and builds call.
+
+A container on a bridge network gets a network namespace of its own (bind-mounted
+under the run root, named by the container's id), which the OCI runtime joins
+through the spec's ``linux.namespaces`` path; the CNI lists of its networks run
+on it (ADD at start, DEL at stop, CHECK on demand).  ``none`` and ``host`` need
+nothing here; ``container:NAME`` shares another container's namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pallet.config import Config
+from pallet.errors import Conflict, InvalidArgument, NetworkNotFound, NotFound, PalletError
+from pallet.network import cni, endpoints, firewall, hosts, netns, ports, registry
+from pallet.network.conflist import Network, inspect_doc
+from pallet.network.endpoints import Attached, Endpoint
+from pallet.network.registry import DEFAULT_NETWORK
+
+if TYPE_CHECKING:
+    from pallet.engine.state import Container
+
+__all__ = [
+    "DEFAULT_NETWORK", "SetupResult", "setup", "teardown", "write_hosts", "settings", "connect", "disconnect",
+    "reconcile", "create_netns", "remove_netns", "parse_network_mode", "build_network", "resolv_conf",
+]
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    netns_path: str | None
+    ip: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_network_mode(value: str) -> tuple[str, str]:
+    """``none|host|bridge|NAME|container:NAME`` -> (kind, name); kind is none, host, container or network."""
+    v = value or DEFAULT_NETWORK
+    if v == "default":
+        v = DEFAULT_NETWORK
+    if v in ("none", "host"):
+        return v, v
+    if v.startswith("container:"):
+        name = v.partition(":")[2]
+        if not name:
+            raise InvalidArgument("invalid network mode: container: needs a container name")
+        return "container", name
+    return "network", v
+
+
+def create_netns(config: Config, container_id: str) -> Path:
+    d = endpoints.netns_dir(config)
+    path = d / container_id
+    if path.exists():
+        netns.remove(path)
+    return netns.create(d, container_id)
+
+
+def remove_netns(path: Path | str) -> None:
+    netns.remove(Path(path))
+
+
+def _ip_forward() -> None:
+    p = Path("/proc/sys/net/ipv4/ip_forward")
+    with contextlib.suppress(OSError):
+        if p.read_text().strip() != "1":
+            p.write_text("1\n")
+
+
+def _conflist_for(config: Config, network: str) -> tuple[Network, dict[str, Any]]:
+    try:
+        net, doc = registry.lookup(config, network)
+    except NetworkNotFound:
+        raise NotFound(f"network {network} not found") from None
+    return net, dict(doc)
+
+
+def _in_use_ports(config: Config, except_id: str) -> list[ports.PortBinding]:
+    return [p for ep in endpoints.all_endpoints(config) if ep.container_id != except_id for p in ep.ports]
+
+
+def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...], ip: str,
+            port_bindings: tuple[ports.PortBinding, ...]) -> Endpoint:
+    net, doc = _conflist_for(config, network)
+    if net.driver in ("host", "null"):
+        raise InvalidArgument(f"container cannot be connected to network {network}")
+    if ep.on(net.name):
+        raise Conflict(f"endpoint with name {ep.name} already exists in network {net.name}")
+    if (aliases or ip) and net.builtin:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
+                              if aliases else "user specified IP address is supported on user defined networks only")
+    used = {a.ifname for a in ep.attached}
+    ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+    att = Attached(net.name, ifname, doc, None, aliases, ip, net.builtin, net.id)
+    ep = ep.with_attached(att)
+    endpoints.save(config, ep)  # before ADD: a crash still leaves what DEL needs
+    if net.bridge and not net.user_conflist:
+        firewall.setup_network(net.bridge, net.internal)
+        if not net.internal:
+            _ip_forward()
+    rc: dict[str, Any] = {}
+    if port_bindings:
+        rc["portMappings"] = ports.portmap_entries(port_bindings)
+    args = {"IP": ip} if ip else {}
+    result = cni.add_list(doc, cni.Attachment(ep.container_id, ep.netns, ifname, args, rc),
+                          registry.cni_path(config))
+    if net.bridge and not net.user_conflist:
+        firewall.ensure_first_jump()
+    ep = ep.with_attached(replace(att, result=result))
+    endpoints.save(config, ep)
+    return ep
+
+
+def _detach(config: Config, ep: Endpoint, a: Attached) -> list[cni.CniError]:
+    rc: dict[str, Any] = {}
+    if ep.ports and a is ep.attached[0]:
+        rc["portMappings"] = ports.portmap_entries(ep.ports)
+    args = {"IP": a.requested_ip} if a.requested_ip else {}
+    return cni.del_list(a.conflist, cni.Attachment(ep.container_id, ep.netns, a.ifname, args, rc),
+                        registry.cni_path(config), a.result)
+
+
+def _spec_extra(c: Container, key: str, default: Any) -> Any:
+    return getattr(c.spec, key, None) or (c.spec.annotations or {}).get(f"pallet.network.{key}") or default
+
+
+def setup(config: Config, c: Container) -> SetupResult:
+    """Before the runtime creates the container: its namespace, its addresses, its ports."""
+    from pallet.engine.lifecycle import hostname_of
+
+    kind, name = parse_network_mode(c.spec.network_mode)
+    if kind in ("none", "host"):
+        return SetupResult(None)
+    if kind == "container":
+        other = _other_container(config, name)
+        ep = endpoints.load(config, other.id)
+        if ep is None or not Path(ep.netns).exists():
+            raise Conflict(f"cannot join network of a non running container: {name}")
+        return SetupResult(ep.netns, "")
+    teardown(config, c)  # whatever a crash left
+    aliases = tuple(_spec_extra(c, "aliases", ()))
+    ip = str(_spec_extra(c, "ip", ""))
+    publish_all = bool(_spec_extra(c, "publish_all", False))
+    wanted = ports.parse_all(c.spec.port_bindings, c.spec.exposed_ports, publish_all)
+    with registry.locked(config):
+        bound = tuple(ports.allocate(wanted, _in_use_ports(config, c.id)))
+        path = create_netns(config, c.id)
+        ep = Endpoint(c.id, c.name, str(path), hostname_of(c), str(c.dir / "hosts"), bound, (), time.time())
+        endpoints.save(config, ep)
+    try:
+        ep = _attach(config, ep, name, aliases, ip, bound)
+        for net, conn in endpoints.connections(config, c.id).items():
+            if net != name:
+                ep = _attach(config, ep, net, tuple(conn.get("aliases") or ()), str(conn.get("ip") or ""), ())
+    except BaseException:
+        teardown(config, c)
+        raise
+    addr = cni.result_ip(ep.attached[0].result or {})[0]
+    return SetupResult(str(path), addr, _settings(ep, c.spec.exposed_ports))
+
+
+def _other_container(config: Config, ref: str) -> Container:
+    from pallet.engine.containers import ContainerService
+
+    return ContainerService(config).get(ref)
+
+
+def teardown(config: Config, c: Container | str) -> list[str]:
+    """DEL every network in reverse order, drop the namespace and the record; the errors, if any."""
+    cid = c if isinstance(c, str) else c.id
+    ep = endpoints.load(config, cid)
+    errors: list[str] = []
+    if ep is not None:
+        for a in reversed(ep.attached):
+            errors += [str(e) for e in _detach(config, ep, a)]
+        netns.remove(Path(ep.netns))
+        endpoints.delete(config, cid)
+        _refresh_peers(config, ep, exclude=cid)
+    path = endpoints.netns_dir(config) / cid
+    if path.exists():
+        netns.remove(path)
+    return errors
+
+
+# -- names: /etc/hosts of the containers of a user-defined network --------------------------
+
+
+def _peers(config: Config, ep: Endpoint) -> list[hosts.Peer]:
+    mine = {a.network for a in ep.attached if not a.builtin}
+    out = []
+    for other in endpoints.all_endpoints(config):
+        if other.container_id == ep.container_id:
+            continue
+        for a in other.attached:
+            if a.network in mine and a.result:
+                ip = cni.result_ip(a.result)[0]
+                out.append(hosts.Peer(ip, (other.name, *a.aliases, other.container_id[:12])))
+    return out
+
+
+def _own_ip(ep: Endpoint) -> str:
+    for a in ep.attached:
+        if a.result:
+            return cni.result_ip(a.result)[0]
+    return ""
+
+
+def _write_hosts_of(config: Config, ep: Endpoint, extra: tuple[str, ...]) -> None:
+    if not ep.hosts_path or not Path(ep.hosts_path).exists():
+        return
+    text = hosts.hosts_text(ep.hostname, _own_ip(ep), extra, _peers(config, ep))
+    hosts.rewrite_in_place(Path(ep.hosts_path), text)
+
+
+def _refresh_peers(config: Config, ep: Endpoint, exclude: str = "") -> None:
+    nets = {a.network for a in ep.attached if not a.builtin}
+    if not nets:
+        return
+    for other in endpoints.all_endpoints(config):
+        if other.container_id == exclude or other.container_id == ep.container_id:
+            continue
+        if nets & {a.network for a in other.attached}:
+            with contextlib.suppress(OSError):
+                _write_hosts_of(config, other, tuple(other.extra.get("extra_hosts") or ()))
+
+
+def write_hosts(config: Config, c: Container) -> None:
+    """After the engine wrote the container's /etc files: its peers in its hosts file, and it in theirs."""
+    ep = endpoints.load(config, c.id)
+    if ep is None:
+        return
+    ep = replace(ep, hosts_path=str(c.dir / "hosts"), extra={**ep.extra, "extra_hosts": list(c.spec.extra_hosts)})
+    endpoints.save(config, ep)
+    _write_hosts_of(config, ep, c.spec.extra_hosts)
+    _refresh_peers(config, ep)
+    search = tuple(_spec_extra(c, "dns_search", ()))
+    opts = tuple(_spec_extra(c, "dns_options", ()))
+    if search or opts:
+        resolv = c.dir / "resolv.conf"
+        hosts.rewrite_in_place(resolv, resolv_conf(c.spec.dns, search, opts))
+
+
+def resolv_conf(dns: tuple[str, ...] = (), search: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> str:
+    """A container's (or a build step's) resolv.conf: the host's, loopback servers left out."""
+    try:
+        host = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host = ""
+    return hosts.resolv_text(host, dns, search, options)
+
+
+# -- inspect ------------------------------------------------------------------------------
+
+
+def _settings(ep: Endpoint | None, exposed: tuple[str, ...] = (), check: dict[str, str] | None = None
+              ) -> dict[str, Any]:
+    nets: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for a in (ep.attached if ep else ()):
+        addr, plen, gw, mac = cni.result_ip(a.result or {})
+        d = {
+            "IPAMConfig": {"IPv4Address": a.requested_ip} if a.requested_ip else None,
+            "Links": None,
+            "Aliases": [*a.aliases, ep.container_id[:12]] if (ep and not a.builtin) else None,
+            "MacAddress": mac,
+            "NetworkID": a.network_id,
+            "EndpointID": a.ifname and f"{ep.container_id[:12]}-{a.ifname}" if ep else "",
+            "Gateway": gw,
+            "IPAddress": addr,
+            "IPPrefixLen": plen,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [ep.name, *a.aliases, ep.container_id[:12]] if (ep and not a.builtin) else None,
+        }
+        if check is not None and a.network in check:
+            d["Check"] = check[a.network]
+        nets[a.network] = d
+        first = first or d
+    return {
+        "Bridge": "",
+        "SandboxID": ep.container_id if ep else "",
+        "SandboxKey": ep.netns if ep else "",
+        "Ports": ports.docker_ports(ep.ports if ep else (), exposed),
+        "Gateway": first.get("Gateway", ""),
+        "IPAddress": first.get("IPAddress", ""),
+        "IPPrefixLen": first.get("IPPrefixLen", 0),
+        "MacAddress": first.get("MacAddress", ""),
+        "Networks": nets,
+    }
+
+
+def settings(config: Config, c: Container, check: bool = False) -> dict[str, Any]:
+    """NetworkSettings for ``inspect``; with ``check``, CNI CHECK of each network says ok or why not."""
+    ep = endpoints.load(config, c.id)
+    kind, name = parse_network_mode(c.spec.network_mode)
+    if ep is None or kind != "network":
+        out = _settings(None, c.spec.exposed_ports)
+        if kind in ("none", "host"):
+            net = registry.lookup(config, kind)[0]
+            out["Networks"] = {kind: {"NetworkID": net.id, "IPAddress": "", "Gateway": "", "MacAddress": "",
+                                      "Aliases": None, "IPPrefixLen": 0, "EndpointID": ""}}
+        else:
+            out["Networks"] = {name: {"NetworkID": "", "IPAddress": "", "Gateway": "", "MacAddress": "",
+                                      "Aliases": None, "IPPrefixLen": 0, "EndpointID": ""}}
+        return out
+    results: dict[str, str] | None = None
+    if check:
+        results = {}
+        for a in ep.attached:
+            try:
+                cni.check_list(a.conflist, cni.Attachment(c.id, ep.netns, a.ifname), registry.cni_path(config),
+                               a.result or {})
+                results[a.network] = "ok"
+            except cni.CniError as e:
+                results[a.network] = str(e)
+    return _settings(ep, c.spec.exposed_ports, results)
+
+
+def published(config: Config, c: Container) -> list[ports.PortBinding]:
+    """The host ports a running container's ports are published on (``pallet port``)."""
+    ep = endpoints.load(config, c.id)
+    return list(ep.ports) if ep else []
+
+
+# -- connect / disconnect -------------------------------------------------------------------
+
+
+def connect(config: Config, c: Container, network: str, aliases: tuple[str, ...] = (), ip: str = "") -> None:
+    net, _ = _conflist_for(config, network)
+    kind, primary = parse_network_mode(c.spec.network_mode)
+    if kind in ("none", "host", "container"):
+        raise InvalidArgument("container sharing network namespace with another container or host cannot be "
+                              "connected to any other network" if kind != "none" else
+                              "container cannot be disconnected from network none")
+    conns = endpoints.connections(config, c.id)
+    if net.name == primary or net.name in conns:
+        raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+    ep = endpoints.load(config, c.id)
+    if ep is not None and c.state.running:
+        with registry.locked(config):
+            ep = _attach(config, ep, net.name, aliases, ip, ())
+        write_hosts(config, c)
+    conns[net.name] = {"aliases": list(aliases), "ip": ip}
+    endpoints.save_connections(config, c.id, conns)
+
+
+def disconnect(config: Config, c: Container, network: str, force: bool = False) -> None:
+    net, _ = _conflist_for(config, network)
+    conns = endpoints.connections(config, c.id)
+    kind, primary = parse_network_mode(c.spec.network_mode)
+    ep = endpoints.load(config, c.id)
+    a = ep.on(net.name) if ep else None
+    if net.name not in conns and a is None and not (net.name == primary and not force):
+        raise NotFound(f"container {c.id[:12]} is not connected to network {net.name}")
+    if net.name == primary and not force and len(ep.attached if ep else ()) <= 1 and net.name not in conns:
+        raise Conflict(f"container {c.id[:12]} is not connected to any other network; "
+                       f"it cannot be disconnected from its only network {net.name}")
+    if ep is not None and a is not None:
+        _detach(config, ep, a)
+        ep = ep.without(net.name)
+        endpoints.save(config, ep)
+        _refresh_peers(config, replace(ep, attached=(a,)))
+        _write_hosts_of(config, ep, tuple(ep.extra.get("extra_hosts") or ()))
+    conns.pop(net.name, None)
+    endpoints.save_connections(config, c.id, conns)
+
+
+def forget(config: Config, container_id: str) -> None:
+    """When a container is removed: what ``connect`` recorded for it."""
+    endpoints.save_connections(config, container_id, {})
+
+
+# -- networks ------------------------------------------------------------------------------
+
+
+def network_users(config: Config, net: Network) -> dict[str, dict[str, str]]:
+    """Docker's ``Containers`` of a network: the running containers attached to it."""
+    out: dict[str, dict[str, str]] = {}
+    for ep in endpoints.all_endpoints(config):
+        a = ep.on(net.name)
+        if a is None:
+            continue
+        addr, plen, _gw, mac = cni.result_ip(a.result or {})
+        out[ep.container_id] = {"Name": ep.name, "EndpointID": f"{ep.container_id[:12]}-{a.ifname}",
+                                "MacAddress": mac, "IPv4Address": f"{addr}/{plen}" if addr else "",
+                                "IPv6Address": ""}
+    return out
+
+
+def network_inspect(config: Config, ref: str) -> dict[str, Any]:
+    net, _ = registry.lookup(config, ref)
+    return inspect_doc(net, network_users(config, net))
+
+
+def remove_network(config: Config, ref: str) -> Network:
+    net, _ = registry.lookup(config, ref)
+    if net.builtin:
+        raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+    with registry.locked(config):
+        users = network_users(config, net)
+        if users:
+            raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+        if net.user_conflist:
+            raise Conflict(f"network {net.name} comes from a user's CNI configuration; remove its file instead")
+        firewall.teardown_network(net.bridge, net.internal)
+        registry.delete_files(config, net)
+    return net
+
+
+def destroy_default(config: Config) -> None:
+    """Remove the default network's bridge, rules and leases (when no container uses it)."""
+    net, _ = registry.lookup(config, DEFAULT_NETWORK)
+    if network_users(config, net):
+        raise Conflict(f"network {net.name} has active endpoints")
+    firewall.teardown_network(net.bridge, net.internal)
+    registry.remove_bridge(net.bridge)
+    registry.remove_ipam(config, net.bridge)
+
+
+# -- recovery -------------------------------------------------------------------------------
+
+
+def reconcile(config: Config, grace: float = 120.0) -> list[str]:
+    """Release what containers that no longer run still hold: CNI attachments (veths, leases,
+    rules), namespaces, records.  Endpoints of containers being created are spared for ``grace`` s."""
+    from pallet.engine.state import ContainerStore
+
+    try:
+        live = {c.id: c for c in ContainerStore(config.root).all()}
+    except PalletError:
+        live = {}
+    done: list[str] = []
+    now = time.time()
+    for ep in endpoints.all_endpoints(config):
+        c = live.get(ep.container_id)
+        if c is not None and (c.state.running or (c.state.status == "created" and now - ep.created < grace)):
+            continue
+        teardown(config, ep.container_id)
+        done.append(ep.container_id)
+    d = endpoints.netns_dir(config)
+    if d.is_dir():
+        for p in d.iterdir():
+            if endpoints.load(config, p.name) is None and not (p.name in live and live[p.name].state.running):
+                netns.remove(p)
+                done.append(p.name)
+        netns.release_dir(d)
+    for p in (config.root / "networks" / "containers").glob("*.json"):
+        if p.stem not in live:
+            p.unlink()
+    _stale_leases(config, live)
+    return done
+
+
+def _stale_leases(config: Config, live: dict[str, Any]) -> None:
+    """Leases held in this root's networks by containers that exist and do not run."""
+    running = {e.container_id for e in endpoints.all_endpoints(config)}
+    for net in registry.networks(config, pseudo=False):
+        if not net.bridge:
+            continue
+        d = Path(registry.ipam_dir(config, net.bridge)) / net.name
+        if not d.is_dir():
+            continue
+        for lease in d.iterdir():
+            if lease.name.startswith(("last_reserved_ip", "lock")):
+                continue
+            with contextlib.suppress(OSError):
+                owner = lease.read_text().split()[0]
+                if owner in live and owner not in running:
+                    lease.unlink()
+
+
+# -- builds ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def build_network(config: Config, key: str, network: str = "") -> Iterator[str | None]:
+    """A namespace on ``network`` (default: the default network) for one build step.
+
+    Yields the namespace path for the runtime spec (None for ``host``; ``none``
+    yields a namespace with only loopback)."""
+    kind, name = parse_network_mode(network)
+    if kind == "host":
+        yield None
+        return
+    cid = f"build-{key}"
+    path = create_netns(config, cid)
+    ep = Endpoint(cid, cid, str(path), created=time.time())
+    try:
+        if kind == "network":
+            endpoints.save(config, ep)
+            with registry.locked(config):
+                _attach(config, ep, name, (), "", ())
+        elif kind != "none":
+            raise InvalidArgument(f"network mode {network} is not supported for builds")
+        yield str(path)
+    finally:
+        teardown(config, cid)
+        netns.remove(path)
