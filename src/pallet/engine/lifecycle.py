@@ -153,6 +153,10 @@ def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
     mounts = _host_mounts(svc, c, rootfs)
     netns_path, ip = _network_setup(svc, c)
     mounts += _etc_files(svc, c, hostname, ip)
+    if netns_path:
+        from pallet.engine import networks as _networks
+
+        _networks.write_hosts(svc.config, c)
     if c.spec.init:
         from pallet.engine.create_spec import init_binary
         from pallet.engine.spec_builder import INIT_PATH
