@@ -24,7 +24,7 @@ def inspect_containers(config: Config, refs: tuple[str, ...], size: bool = False
         except NotFound:
             missing.append(ref)
             continue
-        doc = container_inspect(c, str(config.root / "volumes"))
+        doc = container_inspect(c, str(config.root / "volumes"), svc.network_settings(c))
         if size:
             from pallet.engine.volumes import du
 

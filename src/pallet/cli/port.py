@@ -14,20 +14,19 @@ from pallet.config import Config
 def port(config: Config, container: str, private_port: str) -> int:
     """List port mappings or a specific mapping for the container."""
     from pallet.engine.containers import ContainerService
-    from pallet.engine.inspect import _port_bindings
     from pallet.errors import NotFound
 
-    c = ContainerService(config).get(container)
-    bindings = _port_bindings(c.spec.port_bindings)
+    svc = ContainerService(config)
+    c = svc.get(container)
+    published = svc.published_ports(c)  # "0.0.0.0:8080->80/tcp"
     want = ""
     if private_port:
         want = private_port if "/" in private_port else private_port + "/tcp"
-        if want not in bindings:
+        if not any(p.endswith("->" + want) for p in published):
             raise NotFound(f"No public port '{want}' published for {container}")
-    for ctr, hosts in sorted(bindings.items()):
+    for p in published:
+        addr, _, ctr = p.partition("->")
         if want and ctr != want:
             continue
-        for h in hosts:
-            addr = f"{h['HostIp'] or '0.0.0.0'}:{h['HostPort']}"
-            click.echo(addr if want else f"{ctr} -> {addr}")
+        click.echo(addr if want else f"{ctr} -> {addr}")
     return 0

@@ -13,7 +13,8 @@ from pallet.config import Config
 DEFAULT_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 
 
-def _row(c: Any, trunc: bool, size: bool, image_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+def _row(c: Any, trunc: bool, size: bool, image_sizes: dict[str, int] | None = None,
+         ports: list[str] | None = None) -> dict[str, Any]:
     from pallet.engine.humanize import command_string, human_duration, human_size, status_string
 
     created = human_duration(time.time() - c.created / 1e9) + " ago"
@@ -26,7 +27,7 @@ def _row(c: Any, trunc: bool, size: bool, image_sizes: dict[str, int] | None = N
         "RunningFor": created,
         "Status": status_string(c),
         "State": c.state.status,
-        "Ports": ", ".join(c.spec.port_bindings),
+        "Ports": ", ".join(ports or ()),
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in c.spec.labels.items()),
         "Mounts": ",".join(m.source or m.destination for m in c.spec.mounts),
@@ -151,7 +152,7 @@ def ps(config: Config, all_: bool, quiet: bool, last: int, latest: bool, no_trun
                 image_sizes[img_id] = int(getattr(images.get(img_id).handle, "size", 0) or 0)
             except Exception:
                 image_sizes[img_id] = 0
-    rows = [_row(c, not no_trunc, size, image_sizes) for c in cs]
+    rows = [_row(c, not no_trunc, size, image_sizes, svc.published_ports(c)) for c in cs]
     template = fmt or DEFAULT_TABLE + ("\t{{.Size}}" if size else "")
     click.echo(render(template, rows), nl=False)
     return 0

@@ -412,11 +412,43 @@ class ContainerService:
         if c.spec.network_mode in ("none", "host", ""):
             return
         try:
-            from pallet.engine import networks  # type: ignore[attr-defined]
+            from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
             return
         with contextlib.suppress(Exception):
             networks.teardown(self.config, c)
+
+    def _network_forget(self, c: Container) -> None:
+        try:
+            from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            return
+        forget = getattr(networks, "forget", None)
+        if forget is not None:
+            with contextlib.suppress(Exception):
+                forget(self.config, c.id)
+
+    def network_settings(self, c: Container) -> dict[str, Any] | None:
+        try:
+            from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            return None
+        settings = getattr(networks, "settings", None)
+        return dict(settings(self.config, c)) if settings is not None else None
+
+    def published_ports(self, c: Container) -> list[str]:
+        """``0.0.0.0:8080->80/tcp`` for each published port (ps, port)."""
+        try:
+            from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            return []
+        published = getattr(networks, "published", None)
+        if published is None or not c.state.running:
+            return []
+        out = []
+        for b in published(self.config, c):
+            out.append(f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.protocol}")
+        return out
 
     def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         c = self.refresh(c)
@@ -444,6 +476,7 @@ class ContainerService:
                     break
                 time.sleep(0.02)
         self.cleanup(c)
+        self._network_forget(c)
         self.store.remove_record(c)
         if volumes or c.spec.auto_remove:
             self._remove_anonymous_volumes(c)

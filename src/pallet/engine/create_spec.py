@@ -44,23 +44,29 @@ def merge_env(image_env: tuple[str, ...], env: tuple[str, ...]) -> tuple[str, ..
 
 
 def network_mode(value: str) -> str:
+    """``none``, ``host``, a network's name or ``container:NAME`` (validated by the network layer)."""
     v = value or ""
+    try:
+        from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        networks = None  # type: ignore[assignment]
     if v in ("", "default"):
         v = default_network()
-    if v.startswith("container:"):
-        raise InvalidArgument("--network container:<name> is not supported")
-    if v not in ("none", "host"):
-        try:
-            from pallet.engine import networks  # type: ignore[attr-defined]
-        except ImportError:
-            raise InvalidArgument(f"network {v} not found") from None
-        del networks
+    if v in ("none", "host"):
+        return v
+    if networks is None:
+        if v.startswith("container:"):
+            raise InvalidArgument("--network container:<name> needs the network layer")
+        raise InvalidArgument(f"network {v} not found")
+    parse = getattr(networks, "parse_network_mode", None)
+    if parse is not None:
+        parse(v)
     return v
 
 
 def default_network() -> str:
     try:
-        from pallet.engine import networks  # type: ignore[attr-defined]
+        from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return "none"
     return str(getattr(networks, "DEFAULT_NETWORK", "bridge"))

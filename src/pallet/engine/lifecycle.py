@@ -207,7 +207,7 @@ def _network_setup(svc: ContainerService, c: Container) -> tuple[str | None, str
     if c.spec.network_mode in ("none", "host") or c.spec.runtime == "vm":
         return None, ""
     try:
-        from pallet.engine import networks  # type: ignore[attr-defined]
+        from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         raise InvalidArgument(f"network {c.spec.network_mode} not found") from None
     res = networks.setup(svc.config, c)
