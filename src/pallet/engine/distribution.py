@@ -17,6 +17,7 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from pallet.config import Config
-from pallet.errors import ImageNotFound, InvalidArgument
+from pallet.errors import ImageNotFound, InvalidArgument, InvalidData
 from pallet.oci import digest as dg
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor, Manifest, Platform
@@ -191,6 +192,19 @@ def _manifest_bytes(blobs: Any, image: Any) -> tuple[bytes, str]:
     return data, media_type
 
 
+class _Sink:
+    """A write-only file over a blob writer (what GzipFile needs)."""
+
+    def __init__(self, w: Any) -> None:
+        self.w = w
+
+    def write(self, b: bytes) -> int:
+        return int(self.w.write(b))
+
+    def flush(self) -> None:
+        pass
+
+
 def _gzip_layer(blobs: Any, meta: Metadata, desc: Descriptor, tmp: Path) -> Descriptor:
     """The gzip form of an uncompressed layer, made once and kept in the store."""
     media = mt.OCI_LAYER_GZIP if desc.media_type.startswith("application/vnd.oci") \
@@ -198,37 +212,29 @@ def _gzip_layer(blobs: Any, meta: Metadata, desc: Descriptor, tmp: Path) -> Desc
     cached = meta.compressed(desc.digest)
     if cached and blobs.has(cached[0]):
         return Descriptor(media, cached[0], cached[1], desc.annotations)
-    import hashlib
-
-    h = hashlib.sha256()
-    size = 0
-
-    class _Hashing:
-        def __init__(self, f: BinaryIO) -> None:
-            self.f = f
-
-        def write(self, b: bytes) -> int:
-            nonlocal size
-            h.update(b)
-            size += len(b)
-            return self.f.write(b)
-
-        def flush(self) -> None:
-            self.f.flush()
-
-    with tempfile.NamedTemporaryFile(dir=tmp, prefix="gz-") as out:
-        w = _Hashing(out)  # type: ignore[arg-type]
-        with blobs.open(desc.digest) as src, gzip.GzipFile(
-            fileobj=w, mode="wb", compresslevel=GZIP_LEVEL, mtime=0, filename=""  # type: ignore[arg-type]
-        ) as gz:
-            shutil.copyfileobj(src, gz, BUF)
-        out.flush()
-        digest = "sha256:" + h.hexdigest()
-        if not blobs.has(digest):
-            out.seek(0)
-            with blobs.writer(digest, size) as bw:
-                while chunk := out.read(BUF):
-                    bw.write(chunk)
+    gz = shutil.which("gzip")
+    with blobs.writer() as w:
+        if gz:
+            # a gzip child compresses while this process hashes and writes: two cores
+            with blobs.open(desc.digest) as src:
+                proc = subprocess.Popen([gz, f"-{GZIP_LEVEL}", "-n", "-c"], stdin=src,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                assert proc.stdout is not None
+                try:
+                    while chunk := proc.stdout.read(BUF):
+                        w.write(chunk)
+                finally:
+                    proc.stdout.close()
+                    rc = proc.wait()
+            if rc != 0:
+                raise InvalidData(f"gzip failed on layer {desc.digest} (exit {rc})")
+        else:
+            with blobs.open(desc.digest) as src, gzip.GzipFile(
+                fileobj=_Sink(w), mode="wb", compresslevel=GZIP_LEVEL, mtime=0,  # type: ignore[arg-type]
+                filename="",
+            ) as zf:
+                shutil.copyfileobj(src, zf, BUF)
+    digest, size = w.digest, w.size
     meta.set_compressed(desc.digest, digest, size)
     return Descriptor(media, digest, size, desc.annotations)
 
