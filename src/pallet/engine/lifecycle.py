@@ -316,6 +316,7 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
                 st, status="running", pid=int(report["pid"]), pid_start=int(report.get("pid_start", 0)),
                 started_at=int(report.get("started_at", now_ns())), finished_at=0, exit_code=0, error="",
                 monitor_pid=mpid, stopped_by_user=False, seq=int(report.get("seq", 0)), mounted=True,
+                oom_killed=False,
             )
         else:
             st = replace(st, monitor_pid=mpid, stopped_by_user=False)
