@@ -197,7 +197,8 @@ class Monitor:
             self.pid_start = _pid_start(pid)
             self.started_at = time.time_ns()
             doc = self.report(status="running", pid=pid, pid_start=self.pid_start,
-                              started_at=self.started_at, finished_at=0, exit_code=0, error="")
+                              started_at=self.started_at, finished_at=0, exit_code=0, error="",
+                              oom_killed=False)
             if first:
                 os.write(sync_fd, json.dumps(doc).encode())
                 os.close(sync_fd)
