@@ -380,23 +380,31 @@ def forget(config: Config, container_id: str) -> None:
 # -- networks ------------------------------------------------------------------------------
 
 
-def network_users(config: Config, net: Network) -> dict[str, dict[str, str]]:
-    """Docker's ``Containers`` of a network: the running containers attached to it."""
+def network_users(config: Config, net: Network, check: bool = False) -> dict[str, dict[str, str]]:
+    """Docker's ``Containers`` of a network: the running containers attached to it
+    (with ``check``, the outcome of CNI CHECK of each attachment as ``Check``)."""
     out: dict[str, dict[str, str]] = {}
     for ep in endpoints.all_endpoints(config):
         a = ep.on(net.name)
         if a is None:
             continue
         addr, plen, _gw, mac = cni.result_ip(a.result or {})
-        out[ep.container_id] = {"Name": ep.name, "EndpointID": f"{ep.container_id[:12]}-{a.ifname}",
-                                "MacAddress": mac, "IPv4Address": f"{addr}/{plen}" if addr else "",
-                                "IPv6Address": ""}
+        d = {"Name": ep.name, "EndpointID": f"{ep.container_id[:12]}-{a.ifname}",
+             "MacAddress": mac, "IPv4Address": f"{addr}/{plen}" if addr else "", "IPv6Address": ""}
+        if check:
+            try:
+                cni.check_list(a.conflist, cni.Attachment(ep.container_id, ep.netns, a.ifname),
+                               registry.cni_path(config), a.result or {})
+                d["Check"] = "ok"
+            except cni.CniError as e:
+                d["Check"] = str(e)
+        out[ep.container_id] = d
     return out
 
 
-def network_inspect(config: Config, ref: str) -> dict[str, Any]:
+def network_inspect(config: Config, ref: str, check: bool = False) -> dict[str, Any]:
     net, _ = registry.lookup(config, ref)
-    return inspect_doc(net, network_users(config, net))
+    return inspect_doc(net, network_users(config, net, check))
 
 
 def remove_network(config: Config, ref: str) -> Network:
