@@ -119,3 +119,14 @@ def test_stats_no_stream(pal: Pallet) -> None:
     pal.ok("stop", "-t", "0", "one")
     assert pal.ok("stats", "--no-stream", "--format", "{{.Name}}").strip() == ""
     assert pal.ok("stats", "-a", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}").strip() == "one 0.00%"
+
+
+def test_updated_limits_apply_at_the_next_start_and_oom_flag_resets(pal: Pallet) -> None:
+    hog = ["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"]
+    r = pal("run", "--name", "grow", "-m", "64m", "--memory-swap", "64m", "busybox:test", *hog)
+    assert r.rc == 137 and inspect(pal, "grow")["State"]["OOMKilled"] is True
+    pal.ok("update", "-m", "256m", "--memory-swap", "256m", "grow")  # a stopped container: recorded only
+    r = pal("start", "-a", "grow")
+    assert r.rc == 0, r
+    st = inspect(pal, "grow")["State"]
+    assert st["OOMKilled"] is False and st["ExitCode"] == 0
