@@ -76,6 +76,11 @@ class CreateOptions:
     expose: tuple[str, ...] = ()
     add_host: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    network_aliases: tuple[str, ...] = ()
+    ip: str = ""
+    publish_all: bool = False
     resources: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 

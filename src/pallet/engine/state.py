@@ -131,6 +131,11 @@ class ContainerSpec:
     port_bindings: tuple[str, ...] = ()  # -p specs as given; the network layer interprets them
     extra_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # --network-alias
+    ip: str = ""  # --ip
+    publish_all: bool = False  # -P
     resources: dict[str, Any] = field(default_factory=dict)  # HostConfig resource fields
     annotations: dict[str, str] = field(default_factory=dict)
 
