@@ -91,7 +91,7 @@ def test_portmap_and_docker_ports() -> None:
 
 
 def _net(**kw: object) -> conflist.Network:
-    base = {"name": "web", "id": "ab" * 32, "bridge": "pnw9", "subnet": "10.231.9.0/24", "gateway": "10.231.9.1"}
+    base: dict[str, object] = {"name": "web", "id": "ab" * 32, "bridge": "pnw9", "subnet": "10.231.9.0/24", "gateway": "10.231.9.1"}
     base.update(kw)
     return conflist.Network(**base)  # type: ignore[arg-type]
 
