@@ -137,6 +137,15 @@ def time_pallet_run(root: Path, n: int, *extra: str) -> list[float]:
     return time_cmd(pallet_cli(root, "run", "--rm", *extra, "busybox:bench", "true"), n)
 
 
+def unmount_under(root: Path) -> None:
+    """What pallet mounted under the bench's temporary root (e.g. its netns directory)."""
+    prefix = str(root.resolve())
+    with open("/proc/self/mountinfo") as f:
+        targets = [line.split()[4] for line in f]
+    for t in sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True, check=False)
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3f}s"
 
@@ -148,58 +157,64 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_vm needs root")
     with tempfile.TemporaryDirectory(prefix="pallet-bench-vm-") as tmp:
-        t = Path(tmp)
-        rootfs = make_busybox_rootfs(t / "rootfs")
-        cfg = Config(root=t / "root", run_root=t / "run")
-        rt = VMRuntime(cfg, notice=open(os.devnull, "w"))  # noqa: SIM115
-        kernel, q = find_kernel(), find_qemu()
-        initrd = str(ensure_initramfs(cfg.root / "vm", kernel))
-        acc = accel.choose(cfg.root / "vm", q, kernel, initrd)
-        print(f"accelerator: {acc.name.upper()} ({acc.reason})")
-        print(f"guest kernel {kernel.release}; host kernel {os.uname().release}")
-        vb = write_bundle(t / "vm-true", rootfs, ["true"])
-        time_vm(rt, vb, 1)  # warm the image cache
-        vm_total, vm_boot = time_vm(rt, vb, a.runs)
-        bare = time_bare_qemu(q, ensure_boot_image(cfg.root / "vm", kernel), initrd, acc.name, a.runs)
-        rows = [("pallet VM (create+start+wait+delete)", vm_total),
-                ("  of which boot to agent ready", vm_boot),
-                ("bare qemu microvm boot + poweroff", bare)]
-        if shutil.which("runc"):
-            rb = runc_bundle(t / "runc-true", rootfs, ["true"])
-            rows.append(("runc run (container)", time_cmd(
-                ["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], a.runs)))
-        # end to end through the CLI: the same image in a container and in a VM
-        proot = t / "cli-root"
-        (proot / "vm").parent.mkdir(parents=True, exist_ok=True)
-        (proot / "vm").symlink_to(cfg.root / "vm")
-        tar = make_busybox_tar(t / "busybox.tar")
-        subprocess.run(pallet_cli(proot, "import", str(tar), "busybox:bench"), check=True,
-                       stdout=subprocess.DEVNULL)
-        rows.append(("pallet run --rm --isolation vm IMG true", time_pallet_run(proot, a.runs, "--isolation", "vm")))
-        for rt_name in ("pallet", "runc"):
-            try:
-                rows.append((f"pallet run --rm --runtime {rt_name} IMG true",
-                             time_pallet_run(proot, a.runs, "--runtime", rt_name)))
-            except subprocess.CalledProcessError:
-                print(f"(container mode with the {rt_name} runtime is not available here)")
-        print(f"\nboot-to-exit of `true`, median of {a.runs}:")
-        for name, xs in rows:
-            print(f"  {name:40s} {med(xs)}")
-        base = statistics.median(vm_total)
-        for name, xs in rows[2:4]:
-            print(f"  pallet VM / {name.strip():40s} x{base / statistics.median(xs):.1f}")
-        cli_vm = statistics.median(rows[4][1])
-        for name, xs in rows[5:]:
-            print(f"  run --isolation vm / {name:38s} x{cli_vm / statistics.median(xs):.1f}")
-        print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
-        sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
-        qrss, srss = vm_memory(rt, sb)
-        print("\nhost memory per running instance (RSS):")
-        print(f"  QEMU process {qrss / 1024:.1f} MiB (guest RAM 256 MiB, touched pages only)")
-        print(f"  pallet VM shim {srss / 1024:.1f} MiB")
-        if shutil.which("runc"):
-            cb = runc_bundle(t / "runc-sleep", rootfs, ["sleep", "1000"])
-            print(f"  container process (runc, sleep) {container_memory(cb) / 1024:.1f} MiB")
+        try:
+            run_all(Path(tmp), a.runs)
+        finally:
+            unmount_under(Path(tmp))
+
+
+def run_all(t: Path, runs: int) -> None:
+    rootfs = make_busybox_rootfs(t / "rootfs")
+    cfg = Config(root=t / "root", run_root=t / "run")
+    rt = VMRuntime(cfg, notice=open(os.devnull, "w"))  # noqa: SIM115
+    kernel, q = find_kernel(), find_qemu()
+    initrd = str(ensure_initramfs(cfg.root / "vm", kernel))
+    acc = accel.choose(cfg.root / "vm", q, kernel, initrd)
+    print(f"accelerator: {acc.name.upper()} ({acc.reason})")
+    print(f"guest kernel {kernel.release}; host kernel {os.uname().release}")
+    vb = write_bundle(t / "vm-true", rootfs, ["true"])
+    time_vm(rt, vb, 1)  # warm the image cache
+    vm_total, vm_boot = time_vm(rt, vb, runs)
+    bare = time_bare_qemu(q, ensure_boot_image(cfg.root / "vm", kernel), initrd, acc.name, runs)
+    rows = [("pallet VM (create+start+wait+delete)", vm_total),
+            ("  of which boot to agent ready", vm_boot),
+            ("bare qemu microvm boot + poweroff", bare)]
+    if shutil.which("runc"):
+        rb = runc_bundle(t / "runc-true", rootfs, ["true"])
+        rows.append(("runc run (container)", time_cmd(
+            ["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], runs)))
+    # end to end through the CLI: the same image in a container and in a VM
+    proot = t / "cli-root"
+    (proot / "vm").parent.mkdir(parents=True, exist_ok=True)
+    (proot / "vm").symlink_to(cfg.root / "vm")
+    tar = make_busybox_tar(t / "busybox.tar")
+    subprocess.run(pallet_cli(proot, "import", str(tar), "busybox:bench"), check=True,
+                   stdout=subprocess.DEVNULL)
+    rows.append(("pallet run --rm --isolation vm IMG true", time_pallet_run(proot, runs, "--isolation", "vm")))
+    for rt_name in ("pallet", "runc"):
+        try:
+            rows.append((f"pallet run --rm --runtime {rt_name} IMG true",
+                         time_pallet_run(proot, runs, "--runtime", rt_name)))
+        except subprocess.CalledProcessError:
+            print(f"(container mode with the {rt_name} runtime is not available here)")
+    print(f"\nboot-to-exit of `true`, median of {runs}:")
+    for name, xs in rows:
+        print(f"  {name:40s} {med(xs)}")
+    base = statistics.median(vm_total)
+    for name, xs in rows[2:4]:
+        print(f"  pallet VM / {name.strip():40s} x{base / statistics.median(xs):.1f}")
+    cli_vm = statistics.median(rows[4][1])
+    for name, xs in rows[5:]:
+        print(f"  run --isolation vm / {name:38s} x{cli_vm / statistics.median(xs):.1f}")
+    print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
+    sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
+    qrss, srss = vm_memory(rt, sb)
+    print("\nhost memory per running instance (RSS):")
+    print(f"  QEMU process {qrss / 1024:.1f} MiB (guest RAM 256 MiB, touched pages only)")
+    print(f"  pallet VM shim {srss / 1024:.1f} MiB")
+    if shutil.which("runc"):
+        cb = runc_bundle(t / "runc-sleep", rootfs, ["sleep", "1000"])
+        print(f"  container process (runc, sleep) {container_memory(cb) / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":
