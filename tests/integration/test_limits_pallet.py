@@ -130,3 +130,16 @@ def test_updated_limits_apply_at_the_next_start_and_oom_flag_resets(pal: Pallet)
     assert r.rc == 0, r
     st = inspect(pal, "grow")["State"]
     assert st["OOMKilled"] is False and st["ExitCode"] == 0
+
+
+def test_stats_streams_until_interrupted(pal: Pallet) -> None:
+    import signal
+    import subprocess
+
+    pal.ok("run", "-d", "--name", "streamed", "busybox:test", "sleep", "60")
+    p = subprocess.Popen(pal.argv("stats", "--format", "{{.Name}} {{.PIDs}}"), stdout=subprocess.PIPE, text=True)
+    time.sleep(3.2)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=10)
+    frames = [ln for ln in out.splitlines() if ln.strip() == "streamed 1"]
+    assert len(frames) >= 2, out  # a new frame every second
