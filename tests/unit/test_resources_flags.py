@@ -114,3 +114,37 @@ def test_apply_to_spec_keeps_input_and_sets_resources() -> None:
     assert out["linux"]["resources"]["pids"] == {"limit": 50}
     assert out["linux"]["resources"]["devices"][0] == {"allow": False, "access": "rwm"}
     assert out["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+
+
+def test_process_limits() -> None:
+    hc = r.parse_flags(ulimit=["nofile=1024:2048", "nproc=100", "nofile=512:1024"], shm_size="128m", oom_score_adj="500",
+                       memory_swappiness="10", device_cgroup_rule=["c 42:* rmw"])
+    assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 512, "Hard": 1024}, {"Name": "nproc", "Soft": 100, "Hard": 100}]
+    assert hc["ShmSize"] == 128 * MB and hc["OomScoreAdj"] == 500 and hc["MemorySwappiness"] == 10
+    spec = {"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 20000, "hard": 20000}]},
+            "mounts": [{"destination": "/dev/shm", "type": "tmpfs", "options": ["nosuid", "size=65536k"]}]}
+    out = r.apply_to_spec(spec, hc, host_devices=lambda: [])
+    assert out["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+                                         {"type": "RLIMIT_NPROC", "soft": 100, "hard": 100}]
+    assert out["process"]["oomScoreAdj"] == 500
+    assert out["mounts"][0]["options"] == ["nosuid", f"size={128 * MB}"]
+    assert out["linux"]["resources"]["memory"]["swappiness"] == 10
+    assert out["linux"]["resources"]["devices"][-1] == {"allow": True, "type": "c", "major": 42, "access": "rmw"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "msg"),
+    [
+        ({"ulimit": ["nofile"]}, "invalid ulimit argument: nofile"),
+        ({"ulimit": ["files=1"]}, "invalid ulimit type: files"),
+        ({"ulimit": ["nofile=2048:1024"]}, "ulimit soft limit must be less than or equal to hard limit: 2048 > 1024"),
+        ({"oom_score_adj": "2000"}, "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
+        ({"memory_swappiness": "101"}, "Invalid value: 101, valid memory swappiness range is 0-100"),
+        ({"device_cgroup_rule": ["x 1:2 r"]}, "invalid device cgroup format 'x 1:2 r'"),
+        ({"shm_size": "lots"}, 'for "--shm-size" flag: invalid size'),
+    ],
+)
+def test_process_limit_errors(flags: dict, msg: str) -> None:
+    with pytest.raises(InvalidArgument) as e:
+        r.parse_flags(**flags)
+    assert msg in str(e.value)

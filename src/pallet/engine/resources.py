@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pallet.engine import security
+from pallet.engine import process_limits, security
 from pallet.errors import InvalidArgument
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
@@ -152,6 +152,11 @@ def parse_flags(
     sysctl: Iterable[str] = (),
     device: Iterable[str] = (),
     userns: str | None = None,
+    memory_swappiness: str | int | None = None,
+    device_cgroup_rule: Iterable[str] = (),
+    ulimit: Iterable[str] = (),
+    shm_size: str | None = None,
+    oom_score_adj: str | int | None = None,
     network_mode: str = "",
     ncpu: int | None = None,
     read_file: Callable[[str], bytes] | None = None,
@@ -183,6 +188,19 @@ def parse_flags(
             hc[key] = parsed
     if oom_kill_disable:
         hc["OomKillDisable"] = True
+    swappiness = _int(memory_swappiness, "--memory-swappiness")
+    if swappiness is not None and swappiness != -1:
+        if not 0 <= swappiness <= 100:
+            raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+        hc["MemorySwappiness"] = swappiness
+    hc.update(
+        process_limits.parse_flags(
+            ulimit=ulimit, shm_size=_size(shm_size, "--shm-size"), oom_score_adj=oom_score_adj
+        )
+    )
+    rules = [security.parse_device_cgroup_rule(x) for x in device_cgroup_rule]
+    if rules:
+        hc["DeviceCgroupRules"] = rules
     hc.update(
         security.parse_flags(
             cap_add=cap_add,
@@ -355,6 +373,8 @@ def oci_resources(
         mem["reservation"] = int(hc["MemoryReservation"])
     if hc.get("OomKillDisable"):
         mem["disableOOMKiller"] = True
+    if hc.get("MemorySwappiness") is not None:
+        mem["swappiness"] = int(hc["MemorySwappiness"])
     if mem:
         r["memory"] = mem
     cpu: dict[str, Any] = {}
@@ -419,4 +439,5 @@ def apply_to_spec(
     resources = linux.setdefault("resources", {})
     resources.update(oci_resources(hc, stat=stat))
     security.apply(out, hc, stat=stat, host_devices=host_devices, available_caps=available_caps)
+    process_limits.apply(out, hc)
     return out

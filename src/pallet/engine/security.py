@@ -146,6 +146,26 @@ def parse_device(spec: str) -> dict[str, str]:
     return {"PathOnHost": host, "PathInContainer": target, "CgroupPermissions": perms}
 
 
+def parse_device_cgroup_rule(rule: str) -> str:
+    """``--device-cgroup-rule 'c 42:* rmw'`` (validated, kept as given)."""
+    import re
+
+    if not re.fullmatch(r"([abc]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})", rule.strip()):
+        raise InvalidArgument(f"invalid device cgroup format '{rule}'")
+    return rule.strip()
+
+
+def device_cgroup_rule(rule: str) -> dict[str, Any]:
+    typ, devs, access = rule.split()
+    major, _, minor = devs.partition(":")
+    out: dict[str, Any] = {"allow": True, "type": typ, "access": access}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return out
+
+
 def parse_userns(value: str | None) -> str:
     """``--userns``: "" or "host" (the host's user namespace, Docker's only value).
 
@@ -323,6 +343,7 @@ def apply(
                     "access": d.get("CgroupPermissions") or "rwm",
                 }
             )
+        rules += [device_cgroup_rule(r) for r in hc.get("DeviceCgroupRules") or []]
         resources["devices"] = rules
         if _opt(hc, "systempaths") == "unconfined":
             linux["maskedPaths"] = []
