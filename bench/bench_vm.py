@@ -42,6 +42,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def uss_kib(pid: int) -> int:
+    """Memory only this process holds (private pages; shared libraries and page cache excluded)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
+
+
 def write_bundle(dest: Path, rootfs: Path, args: list[str]) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     cfg = {"ociVersion": "1.0.2",
@@ -104,15 +113,15 @@ def time_cmd(argv: list[str], n: int) -> list[float]:
     return out
 
 
-def vm_memory(rt: VMRuntime, bundle: Path) -> tuple[int, int]:
+def vm_memory(rt: VMRuntime, bundle: Path) -> tuple[int, int, int]:
     with open(os.devnull, "wb") as null:
         rt.create("benchmem", bundle, stdout=null, stderr=null)
     rt.start("benchmem")
     time.sleep(1.0)
     raw = json.loads((rt.state_root / "benchmem" / "state.json").read_text())
-    q, s = rss_kib(raw["qemu_pid"]), rss_kib(raw["shim_pid"])
+    q, qu, s = rss_kib(raw["qemu_pid"]), uss_kib(raw["qemu_pid"]), rss_kib(raw["shim_pid"])
     rt.delete("benchmem", force=True)
-    return q, s
+    return q, qu, s
 
 
 def container_memory(bundle: Path) -> int:
@@ -208,9 +217,10 @@ def run_all(t: Path, runs: int) -> None:
         print(f"  run --isolation vm / {name:38s} x{cli_vm / statistics.median(xs):.1f}")
     print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
     sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
-    qrss, srss = vm_memory(rt, sb)
+    qrss, quss, srss = vm_memory(rt, sb)
     print("\nhost memory per running instance (RSS):")
-    print(f"  QEMU process {qrss / 1024:.1f} MiB (guest RAM 256 MiB, touched pages only)")
+    print(f"  QEMU process {qrss / 1024:.1f} MiB RSS, {quss / 1024:.1f} MiB of it not shared with another process "
+          "(guest RAM 256 MiB, touched pages only)")
     print(f"  pallet VM shim {srss / 1024:.1f} MiB")
     if shutil.which("runc"):
         cb = runc_bundle(t / "runc-sleep", rootfs, ["sleep", "1000"])
