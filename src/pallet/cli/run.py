@@ -25,6 +25,9 @@ _RESOURCE_FLAGS = (
     ("--pids-limit", None, "pids_limit", "Tune container pids limit (set -1 for unlimited)"),
     ("--blkio-weight", None, "blkio_weight", "Block IO (relative weight), between 10 and 1000, or 0 to disable"),
     ("--userns", None, "userns", "User namespace to use"),
+    ("--memory-swappiness", None, "memory_swappiness", "Tune container memory swappiness (0 to 100)"),
+    ("--shm-size", None, "shm_size", "Size of /dev/shm"),
+    ("--oom-score-adj", None, "oom_score_adj", "Tune host's OOM preferences (-1000 to 1000)"),
 )
 _RESOURCE_MULTI = (
     ("--device-read-bps", "device_read_bps", "Limit read rate (bytes per second) from a device"),
@@ -36,6 +39,8 @@ _RESOURCE_MULTI = (
     ("--security-opt", "security_opt", "Security Options"),
     ("--sysctl", "sysctl", "Sysctl options"),
     ("--device", "device", "Add a host device to the container"),
+    ("--device-cgroup-rule", "device_cgroup_rule", "Add a rule to the cgroup allowed devices list"),
+    ("--ulimit", "ulimit", "Ulimit options"),
 )
 _RESOURCE_BOOL = (
     ("--oom-kill-disable", "oom_kill_disable", "Disable OOM Killer"),
