@@ -143,3 +143,11 @@ def test_stats_streams_until_interrupted(pal: Pallet) -> None:
     out, _ = p.communicate(timeout=10)
     frames = [ln for ln in out.splitlines() if ln.strip() == "streamed 1"]
     assert len(frames) >= 2, out  # a new frame every second
+
+
+def test_process_limits_flags(pal: Pallet) -> None:
+    r = pal("run", "--rm", "--ulimit", "nofile=512:1024", "--shm-size", "16m", "--oom-score-adj", "300",
+            "busybox:test", "sh", "-c",
+            "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; "
+            "dd if=/dev/zero of=/dev/shm/f bs=1M count=32 2>&1 | grep -c 'No space'")
+    assert r.out.split() == ["512", "1024", "300", "1"], r
