@@ -283,6 +283,11 @@ class ContainerStore:
         self._write_config(c.dir, c.id, name, c.created, c.spec)
         return replace(c, name=name)
 
+    def set_spec(self, c: Container, spec: ContainerSpec) -> Container:
+        """Record a changed spec (``update``'s limits, restart policy); call under the lock."""
+        self._write_config(c.dir, c.id, c.name, c.created, spec)
+        return replace(c, spec=spec)
+
     # -- reading ----------------------------------------------------------------
 
     def ids(self) -> list[str]:
