@@ -53,4 +53,4 @@ def _set_restart(config: Config, ref: str, policy: str) -> None:
         if c.spec.auto_remove and name != "no":
             raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
         spec = replace(c.spec, restart_policy=name, restart_max=int(count or 0))
-        store._write_config(c.dir, c.id, c.name, c.created, spec)
+        store.set_spec(c, spec)

@@ -67,9 +67,7 @@ def update(
                     m.apply(live)
                 except cgroups.CgroupError as e:
                     raise InvalidArgument(f"Cannot update container {c.short_id}: {e}") from None
-        spec = replace(c.spec, resources=new)
-        store._write_config(c.dir, c.id, c.name, c.created, spec)
-        return replace(c, spec=spec)
+        return store.set_spec(c, replace(c.spec, resources=new))
 
 
 # -- stats ------------------------------------------------------------------------------
