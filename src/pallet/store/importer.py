@@ -9,15 +9,14 @@ no compression is paid at import; a push compresses.
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pallet.errors import InvalidData
 from pallet.oci import mediatypes as mt
-from pallet.store.blobs import BlobStore, BlobWriter
-from pallet.store.compression import CHUNK, decompressed
-from pallet.store.layers import TarChecker, tar_errors
+from pallet.store.blobs import BlobStore
+from pallet.store.compression import decompressed
+from pallet.store.layers import ForwardReader, TarChecker, check_end, open_tar, tar_errors
 
 
 @dataclass(frozen=True)
@@ -32,36 +31,19 @@ class LayerBlob:
         return self.digest
 
 
-class _Tee:
-    """Reads from ``src`` and copies every byte read into ``w``."""
-
-    def __init__(self, src: BinaryIO, w: BlobWriter) -> None:
-        self._src = src
-        self._w = w
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        if data:
-            self._w.write(data)
-        return data
-
-
 def import_layer(src: BinaryIO, blobs: BlobStore, compression: str | None = None) -> LayerBlob:
     """Store the tar read from ``src`` as a layer blob; refuses unsafe or corrupt archives."""
     with decompressed(src, compression) as plain, blobs.writer() as w:
-        tee = _Tee(plain, w)
+        fr = ForwardReader(plain, w.write)
         checker = TarChecker()
         n = 0
         with tar_errors():
-            tf = tarfile.open(fileobj=tee, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]  # noqa: SIM115
+            tf = open_tar(fr)
             for m in tf:
                 checker.check(m)
                 n += 1
-        # the rest (end-of-archive blocks and padding) belongs to the layer too
-        while tee.read(CHUNK):
-            pass
-        if w.size < tf.offset + 512:
-            raise InvalidData("invalid tar archive: unexpected end of data (truncated archive)")
+            # the rest (end-of-archive blocks and padding) belongs to the layer too
+            check_end(tf, fr)
         if n == 0:
             raise InvalidData("invalid tar archive: no entries")
     return LayerBlob(w.digest, w.size, mt.OCI_LAYER, n)

@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -142,11 +142,102 @@ class TarChecker:
         raise UnsafeArchive(name, why)
 
 
-def open_tar_stream(f: BinaryIO) -> tarfile.TarFile:
+class ForwardReader:
+    """A forward-only seekable view of a stream, for tarfile's random-access mode.
+
+    tarfile's stream mode copies its whole buffer on every small read; its
+    normal mode only needs ``seek`` forward, which this provides by reading
+    through.  Every byte read from the underlying stream is also passed to
+    ``sink`` (hashing, writing a blob), in order, exactly once.
+    """
+
+    def __init__(self, raw: BinaryIO, sink: Callable[[bytes], object] | None = None) -> None:
+        self._raw = raw
+        self._sink = sink
+        self._buf = b""
+        self._off = 0
+        self._pos = 0
+        self._eof = False
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        data = self._raw.read(CHUNK)
+        if not data:
+            self._eof = True
+            return False
+        if self._sink is not None:
+            self._sink(data)
+        self._buf = self._buf[self._off :] + data if self._off < len(self._buf) else data
+        self._off = 0
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._buf[self._off :]]
+            self._buf, self._off = b"", 0
+            while self._fill():
+                parts.append(self._buf)
+                self._buf = b""
+            out = b"".join(parts)
+            self._pos += len(out)
+            return out
+        while len(self._buf) - self._off < n and self._fill():
+            pass
+        out = self._buf[self._off : self._off + n]
+        self._off += len(out)
+        self._pos += len(out)
+        return out
+
+    def drain(self) -> None:
+        """Read (and pass to the sink) everything left."""
+        while self._fill():
+            self._pos += len(self._buf) - self._off
+            self._buf, self._off = b"", 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._pos
+        elif whence != 0:
+            raise OSError("ForwardReader cannot seek from the end")
+        if pos < self._pos:
+            raise OSError("ForwardReader cannot seek backwards")
+        skip = pos - self._pos
+        while skip:
+            avail = len(self._buf) - self._off
+            if not avail:
+                if not self._fill():
+                    break
+                continue
+            k = min(avail, skip)
+            self._off += k
+            self._pos += k
+            skip -= k
+        return self._pos
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and self._off >= len(self._buf)
+
+
+def open_tar(f: ForwardReader) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=f, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]
+        return tarfile.open(fileobj=f, mode="r:")  # type: ignore[call-overload]
     except tarfile.ReadError as e:
         raise InvalidData(f"invalid tar archive: {e}") from None
+
+
+def check_end(tf: tarfile.TarFile, f: ForwardReader) -> None:
+    """A complete archive has at least one end-of-archive block after its last entry."""
+    f.drain()
+    if f.tell() < tf.offset + 512:
+        raise InvalidData("invalid tar archive: unexpected end of data (truncated archive)")
 
 
 @contextlib.contextmanager
@@ -165,13 +256,15 @@ def scan(f: BinaryIO, allow_devices: bool = False) -> int:
     """Read a whole (uncompressed) tar stream, validating every entry; returns the count."""
     checker = TarChecker(allow_devices=allow_devices)
     n = 0
+    fr = ForwardReader(f)
     with tar_errors():
-        tf = open_tar_stream(f)
+        tf = open_tar(fr)
         for m in tf:
             checker.check(m)
             n += 1
-        if n == 0 and not tf.offset:
-            raise InvalidData("invalid tar archive: empty archive")
+        check_end(tf, fr)
+    if n == 0:
+        raise InvalidData("invalid tar archive: no entries")
     return n
 
 
@@ -180,17 +273,6 @@ def compression_of(media_type: str) -> str | None:
     if media_type in mt.LAYERS or media_type.startswith("application/vnd."):
         return mt.compression(media_type)
     return None
-
-
-class _HashingReader:
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.h = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self.h.update(data)
-        return data
 
 
 def unpack(
@@ -215,12 +297,11 @@ def unpack(
     tmp.mkdir(mode=0o755, parents=True)
     try:
         with open(blob_path, "rb") as raw, decompressed(raw, compression_of(media_type)) as f:
-            hr = _HashingReader(f)
-            size = _extract(hr, tmp, allow_devices)  # type: ignore[arg-type]
-            while hr.read(CHUNK):
-                pass
-        if diff_id is not None and "sha256:" + hr.h.hexdigest() != diff_id:
-            raise DigestMismatch(diff_id, "sha256:" + hr.h.hexdigest())
+            h = hashlib.sha256()
+            fr = ForwardReader(f, h.update if diff_id is not None else None)
+            size = _extract(fr, tmp, allow_devices)
+        if diff_id is not None and "sha256:" + h.hexdigest() != diff_id:
+            raise DigestMismatch(diff_id, "sha256:" + h.hexdigest())
         os.rename(tmp, target_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -228,14 +309,14 @@ def unpack(
     return size
 
 
-def _extract(f: BinaryIO, root: Path, allow_devices: bool) -> int:
+def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
     checker = TarChecker(allow_devices=allow_devices)
     roots = str(root)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
     written = 0
     buf = bytearray(CHUNK)
     with tar_errors():
-        tf = open_tar_stream(f)
+        tf = open_tar(f)
         for m in tf:
             kind, rel = checker.check(m)
             if kind == "skip":
@@ -308,6 +389,7 @@ def _extract(f: BinaryIO, root: Path, allow_devices: bool) -> int:
                 _own(full, m)
                 os.chmod(full, m.mode & 0o7777)
                 os.utime(full, ns=(int(m.mtime * 1e9),) * 2)
+        check_end(tf, f)
     # directory modes and times last: children changed their mtime
     for full, m in reversed(dirs):
         os.chmod(full, m.mode & 0o7777)
