@@ -80,6 +80,7 @@ def test_kernel_cmdline() -> None:
     assert "console=ttyS0" in c and "quiet" in c and "panic=-1" in c
     assert "tsc_early_khz=2600000" in c
     assert "pallet.root=erofs" in c and "pallet.hostname=web" in c and "pallet.net=1" in c
+    assert "pallet.fs=1" in qemu.kernel_cmdline(root="erofs", shares=True).split()
     c2 = qemu.kernel_cmdline(root="virtiofs", network=False, probe=True, debug=True).split()
     assert "pallet.net=1" not in c2 and "pallet.probe=1" in c2 and "quiet" not in c2
     assert not any(a.startswith("tsc_early_khz") for a in c2)
@@ -113,7 +114,9 @@ def test_initramfs_file_list(tmp_path: Path) -> None:
     paths = [e.path for e in entries]
     assert "init" in paths and "bin/busybox" in paths and "bin/pallet-agent" in paths
     assert "lib/modules/virtio_mmio.ko" in paths and "lib/modules/erofs.ko" in paths
-    order = next(e for e in entries if e.path == "lib/modules/order").data.decode().split()
+    groups = next(e for e in entries if e.path == "lib/modules/order").data.decode().split()
+    assert all(g.split(":")[0] in ("core", "blk", "net", "fs", "erofs") for g in groups)
+    order = [g.split(":")[1] for g in groups]
     # dependencies load first
     assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_mmio")
     assert order.index("fuse") < order.index("virtiofs")
@@ -162,7 +165,7 @@ def test_cpio_newc_archive(tmp_path: Path) -> None:
 def test_init_script_reads_pallet_parameters() -> None:
     s = initramfs.init_script()
     assert s.startswith("#!/bin/sh\n")
-    for p in ("pallet.root=", "pallet.hostname=", "pallet.net=", "pallet.probe="):
+    for p in ("pallet.root=", "pallet.hostname=", "pallet.net=", "pallet.fs=", "pallet.probe="):
         assert p in s
     assert "exec /bin/pallet-agent" in s
     assert initramfs.AGENT_PORT in s

@@ -23,25 +23,27 @@ from pallet.vm.kernel import Kernel
 
 BUSYBOX = "/bin/busybox"
 AGENT_PORT = "pallet.agent"
-# Load order matters: each module after those it depends on.
-MODULES = (
-    "drivers/virtio/virtio_ring",
-    "drivers/virtio/virtio",
-    "drivers/virtio/virtio_mmio",
-    "drivers/char/virtio_console",
-    "drivers/block/virtio_blk",
-    "net/core/failover",
-    "drivers/net/net_failover",
-    "drivers/net/virtio_net",
-    "fs/fuse/fuse",
-    "fs/fuse/virtiofs",
-    "fs/overlayfs/overlay",
-    "lib/libcrc32c",
-    "fs/erofs/erofs",
+# Load order matters: each module after those it depends on.  Each belongs to a
+# group; the guest loads only the groups its kernel command line asks for.
+MODULE_GROUPS = (
+    ("core", "drivers/virtio/virtio_ring"),
+    ("core", "drivers/virtio/virtio"),
+    ("core", "drivers/virtio/virtio_mmio"),
+    ("core", "drivers/char/virtio_console"),
+    ("blk", "drivers/block/virtio_blk"),
+    ("net", "net/core/failover"),
+    ("net", "drivers/net/net_failover"),
+    ("net", "drivers/net/virtio_net"),
+    ("fs", "fs/fuse/fuse"),
+    ("fs", "fs/fuse/virtiofs"),
+    ("blk", "fs/overlayfs/overlay"),
+    ("erofs", "lib/libcrc32c"),
+    ("erofs", "fs/erofs/erofs"),
 )
+MODULES = tuple(m for _g, m in MODULE_GROUPS)
 APPLETS = ("sh", "mount", "umount", "mkdir", "insmod", "cat", "hostname", "ip", "echo",
            "poweroff", "sleep", "ls", "ln")
-INIT_VERSION = "3"
+INIT_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -61,25 +63,33 @@ def init_script() -> str:
     """The guest's /init: mount the root filesystem, set the stage, hand over to the agent.
 
     Kernel command line parameters read: ``pallet.root=erofs|ext4|virtiofs``,
-    ``pallet.hostname=NAME``, ``pallet.net=1``, ``pallet.probe=1``.
+    ``pallet.hostname=NAME``, ``pallet.net=1``, ``pallet.fs=1`` (virtio-fs shares),
+    ``pallet.probe=1``.
     """
     return r"""#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko 2>/dev/null; done
-ROOT=erofs HOST= NET= PROBE=
+ROOT=erofs HOST= NET= PROBE= FS=
 for a in $(cat /proc/cmdline); do
   case "$a" in
     pallet.root=*) ROOT=${a#pallet.root=} ;;
     pallet.hostname=*) HOST=${a#pallet.hostname=} ;;
     pallet.net=*) NET=${a#pallet.net=} ;;
+    pallet.fs=*) FS=${a#pallet.fs=} ;;
     pallet.probe=*) PROBE=1 ;;
   esac
 done
 fail() { echo "pallet-init: $*"; poweroff -f; }
 if [ -n "$PROBE" ]; then echo "pallet-probe-ok"; poweroff -f; fi
+WANT=" core "
+case "$ROOT" in erofs) WANT="$WANT blk erofs " ;; ext4) WANT="$WANT blk " ;; virtiofs) FS=1 ;; esac
+[ "$FS" = 1 ] && WANT="$WANT fs "
+[ "$NET" = 1 ] && WANT="$WANT net "
+for gm in $(cat /lib/modules/order); do
+  case "$WANT" in *" ${gm%%:*} "*) insmod /lib/modules/${gm#*:}.ko 2>/dev/null ;; esac
+done
 mkdir -p /lower /rw /newroot
 case "$ROOT" in
   virtiofs) mount -t virtiofs rootfs /newroot || fail "cannot mount the virtio-fs root" ;;
@@ -126,9 +136,9 @@ def file_list(kernel: Kernel, agent: str, busybox: str = BUSYBOX) -> list[Entry]
     entries += [Entry(f"bin/{a}", "symlink", 0o777, target="busybox") for a in APPLETS]
     entries.append(Entry("bin/pallet-agent", "file", 0o755, source=agent))
     names = []
-    for m in MODULES:
+    for group, m in MODULE_GROUPS:
         name = os.path.basename(m)
-        names.append(name)
+        names.append(f"{group}:{name}")
         entries.append(Entry(f"lib/modules/{name}.ko", "file", 0o644, source=f"{kernel.modules}/kernel/{m}.ko"))
     entries.append(Entry("lib/modules/order", "file", 0o644, data=("\n".join(names) + "\n").encode()))
     entries.append(Entry("init", "file", 0o755, data=init_script().encode()))
@@ -181,7 +191,7 @@ def build_agent(dest: Path) -> Path:
         if r.returncode != 0:
             raise Unavailable(f"cannot build the VM guest agent: {r.stderr.strip().splitlines()[-1:]}"
                               " (apt-get install gcc libc6-dev)")
-        tmp_dest = dest.with_suffix(".tmp")
+        tmp_dest = dest.with_name(dest.name + f".tmp{os.getpid()}")
         shutil.copy2(out, tmp_dest)
         os.replace(tmp_dest, dest)
     return dest
@@ -202,6 +212,9 @@ def ensure_initramfs(vm_dir: Path, kernel: Kernel) -> Path:
     """The cached initramfs for ``kernel`` (built on first use)."""
     if not os.access(BUSYBOX, os.X_OK):
         raise Unavailable("VM isolation needs busybox in the guest: apt-get install busybox-static")
+    for m in MODULES:
+        if not os.path.exists(f"{kernel.modules}/kernel/{m}.ko"):
+            raise Unavailable(f"the guest kernel {kernel.release} lacks the module {os.path.basename(m)}")
     key = cache_key(kernel)
     path = vm_dir / f"initramfs-{key}.img"
     if path.exists():

@@ -37,6 +37,7 @@ def kernel_cmdline(
     root: str,
     hostname: str = "",
     network: bool = True,
+    shares: bool = False,
     tsc_khz: int = 0,
     probe: bool = False,
     debug: bool = False,
@@ -63,6 +64,8 @@ def kernel_cmdline(
         args.append(f"pallet.hostname={hostname}")
     if network:
         args.append("pallet.net=1")
+    if shares:
+        args.append("pallet.fs=1")
     if probe:
         args.append("pallet.probe=1")
     return " ".join(args)

@@ -139,7 +139,7 @@ class VMRuntime:
             virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, sh.source, sh.readonly), sock))
         cmdline = qemu_mod.kernel_cmdline(
             root=b.rootfs_mode, hostname=bundle_mod.safe_hostname(b.hostname),
-            network=b.network, tsc_khz=tsc_khz() if acc.name == "tcg" else 0,
+            network=b.network, shares=bool(b.shares), tsc_khz=tsc_khz() if acc.name == "tcg" else 0,
             debug=self.config.debug)
         machine = qemu_mod.Machine(
             qemu=qemu_bin, kernel=kernel, initrd=initrd, cmdline=cmdline,
