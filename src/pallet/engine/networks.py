@@ -427,6 +427,10 @@ def destroy_default(config: Config) -> None:
     net, _ = registry.lookup(config, DEFAULT_NETWORK)
     if network_users(config, net):
         raise Conflict(f"network {net.name} has active endpoints")
+    brif = Path(f"/sys/class/net/{net.bridge}/brif")
+    if brif.is_dir() and any(brif.iterdir()):
+        # the bridge is shared with other pallet roots whose containers still use it
+        raise Conflict(f"network {net.name} has active endpoints on {net.bridge}")
     firewall.teardown_network(net.bridge, net.internal)
     registry.remove_bridge(net.bridge)
     registry.remove_ipam(config, net.bridge)
