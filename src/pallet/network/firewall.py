@@ -79,7 +79,23 @@ def remove(rules: Iterable[Rule]) -> None:
                 break
 
 
+def _in_place(bridge: str, internal: bool) -> bool:
+    """One listing instead of a check per rule: this network's rules and the jump ahead of CNI's."""
+    p = _ipt("-S")
+    if p.returncode != 0:
+        return False
+    lines = p.stdout.decode().splitlines()
+    tag = f"pallet:{bridge}"
+    mine = sum(1 for ln in lines if ln.startswith("-A ") and tag in ln.replace('"', ""))
+    fwd = [ln for ln in lines if ln.startswith("-A FORWARD")]
+    jump = next((i for i, ln in enumerate(fwd) if ln.endswith(f"-j {FORWARD_CHAIN}")), None)
+    cni = next((i for i, ln in enumerate(fwd) if ln.endswith("-j CNI-FORWARD")), None)
+    return mine == len(network_rules(bridge, internal)) and jump is not None and (cni is None or jump < cni)
+
+
 def setup_network(bridge: str, internal: bool) -> None:
+    if _in_place(bridge, internal):
+        return
     for chain in (FORWARD_CHAIN, ISOLATION_CHAIN):
         _ensure_chain("filter", chain)
     ensure(network_rules(bridge, internal))
