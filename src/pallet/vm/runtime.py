@@ -79,6 +79,7 @@ class VMRuntime:
         self.vm_dir = config.root / "vm"
         self.state_root = config.run_root / "vm"
         self.notice = notice if notice is not None else sys.stderr
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # shims this object started
 
     def _dir(self, id_: str) -> Path:
         if not _ID.match(id_):
@@ -100,17 +101,19 @@ class VMRuntime:
         acc = accel_mod.choose(self.vm_dir, qemu_bin, kernel, str(initrd))
         if acc.name != "kvm":
             print(acc.notice, file=self.notice, flush=True)
+        if b.process.terminal and not console_socket:
+            raise InvalidArgument("a terminal was requested but no console socket was given")
         d.mkdir(parents=True)
+        nul = os.open(os.devnull, os.O_RDONLY)
         try:
-            if b.process.terminal and not console_socket:
-                raise InvalidArgument("a terminal was requested but no console socket was given")
             boot_image = ensure_boot_image(self.vm_dir, kernel)
-            return self._create(id, d, b, boot_image, qemu_bin, str(initrd), acc,
-                                _fd(stdin, os.open(os.devnull, os.O_RDONLY)),
+            return self._create(id, d, b, boot_image, qemu_bin, str(initrd), acc, _fd(stdin, nul),
                                 _fd(stdout, 1), _fd(stderr, 2), pid_file, console_socket or "")
         except BaseException:
             shutil.rmtree(d, ignore_errors=True)
             raise
+        finally:
+            os.close(nul)
 
     def _create(self, id_: str, d: Path, b: bundle_mod.VMBundle, kernel: str, qemu_bin: str,
                 initrd: str, acc: accel_mod.Accel, fin: int, fout: int, ferr: int,
@@ -190,7 +193,6 @@ class VMRuntime:
         self._write_summary(id_, b.bundle)
         if pid_file:
             Path(pid_file).write_text(str(shim.pid))
-        self._children = getattr(self, "_children", {})
         self._children[id_] = shim
         return shim.pid
 
@@ -353,14 +355,14 @@ class VMRuntime:
             annotations=plan.get("annotations", {}))
 
     def _reap(self, id_: str) -> None:
-        child = getattr(self, "_children", {}).get(id_)
+        child = self._children.get(id_)
         if child is not None:
             child.poll()
 
     def wait(self, id: str, timeout: float | None = None) -> int:
         """Block until the container's process ends; its exit status."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        child = getattr(self, "_children", {}).get(id)
+        child = self._children.get(id)
         while True:
             if child is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -386,7 +388,7 @@ class VMRuntime:
         for pid in ours:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signals.SIGKILL)
-        child = getattr(self, "_children", {}).pop(id, None)
+        child = self._children.pop(id, None)
         if child is not None:
             child.wait()
         deadline = time.monotonic() + 5
