@@ -10,7 +10,7 @@ DEB_PACKAGES=(
   # networking (CNI plugins, firewall)
   containernetworking-plugins iptables
   # VM isolation
-  qemu-system-x86 qemu-utils linux-image-cloud-amd64 gcc libc6-dev
+  qemu-system-x86 qemu-utils linux-image-cloud-amd64 gcc libc6-dev lz4
   # peers used as oracles in tests and baselines in benchmarks
   runc crun podman skopeo umoci buildah docker.io docker-registry apache2-utils hyperfine
 )
