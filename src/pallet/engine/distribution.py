@@ -13,11 +13,8 @@ Distribution metadata lives beside the store in ``<root>/distribution/``:
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from pallet.config import Config
-from pallet.errors import ImageNotFound, InvalidArgument, InvalidData
+from pallet.errors import ImageNotFound, InvalidArgument
 from pallet.oci import digest as dg
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor, Manifest, Platform
@@ -192,19 +189,6 @@ def _manifest_bytes(blobs: Any, image: Any) -> tuple[bytes, str]:
     return data, media_type
 
 
-class _Sink:
-    """A write-only file over a blob writer (what GzipFile needs)."""
-
-    def __init__(self, w: Any) -> None:
-        self.w = w
-
-    def write(self, b: bytes) -> int:
-        return int(self.w.write(b))
-
-    def flush(self) -> None:
-        pass
-
-
 def _gzip_layer(blobs: Any, meta: Metadata, desc: Descriptor, tmp: Path) -> Descriptor:
     """The gzip form of an uncompressed layer, made once and kept in the store."""
     media = mt.OCI_LAYER_GZIP if desc.media_type.startswith("application/vnd.oci") \
@@ -212,28 +196,10 @@ def _gzip_layer(blobs: Any, meta: Metadata, desc: Descriptor, tmp: Path) -> Desc
     cached = meta.compressed(desc.digest)
     if cached and blobs.has(cached[0]):
         return Descriptor(media, cached[0], cached[1], desc.annotations)
-    gz = shutil.which("gzip")
-    with blobs.writer() as w:
-        if gz:
-            # a gzip child compresses while this process hashes and writes: two cores
-            with blobs.open(desc.digest) as src:
-                proc = subprocess.Popen([gz, f"-{GZIP_LEVEL}", "-n", "-c"], stdin=src,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-                assert proc.stdout is not None
-                try:
-                    while chunk := proc.stdout.read(BUF):
-                        w.write(chunk)
-                finally:
-                    proc.stdout.close()
-                    rc = proc.wait()
-            if rc != 0:
-                raise InvalidData(f"gzip failed on layer {desc.digest} (exit {rc})")
-        else:
-            with blobs.open(desc.digest) as src, gzip.GzipFile(
-                fileobj=_Sink(w), mode="wb", compresslevel=GZIP_LEVEL, mtime=0,  # type: ignore[arg-type]
-                filename="",
-            ) as zf:
-                shutil.copyfileobj(src, zf, BUF)
+    from pallet.registry.compress import gzip_stream
+
+    with blobs.writer() as w, blobs.open(desc.digest) as src:
+        gzip_stream(src, w.write, level=GZIP_LEVEL)
     digest, size = w.digest, w.size
     meta.set_compressed(desc.digest, digest, size)
     return Descriptor(media, digest, size, desc.annotations)
