@@ -19,7 +19,7 @@ from pathlib import Path
 from pallet.vm import qemu as qemu_argv
 from pallet.vm.kernel import Kernel
 
-PROBE_TIMEOUT = 6.0
+PROBE_TIMEOUT = 4.0
 
 
 @dataclass(frozen=True)
