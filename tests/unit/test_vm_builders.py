@@ -262,3 +262,27 @@ def test_missing_kernel_says_what_to_install(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("PALLET_VM_KERNEL", str(tmp_path / "nope"))
     with pytest.raises(Unavailable, match="PALLET_VM_KERNEL"):
         find_kernel(boot=str(tmp_path), modules_root=str(tmp_path))
+
+
+def test_accelerator_choice_forced_or_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from pallet.vm import accel
+
+    k = Kernel("/boot/vmlinuz-x", "x", "/lib/modules/x")
+    monkeypatch.setenv("PALLET_VM_ACCEL", "tcg")
+    a = accel.choose(tmp_path, "/nonexistent/qemu", k, "/nonexistent/initrd")
+    assert a.name == "tcg" and "software emulation (TCG)" in a.notice
+    monkeypatch.delenv("PALLET_VM_ACCEL")
+    (tmp_path / "accel.json").write_text(json.dumps(
+        {"boot_id": accel._boot_id(), "kernel": "x", "name": "kvm", "reason": "probed"}))
+    b = accel.choose(tmp_path, "/nonexistent/qemu", k, "/nonexistent/initrd")  # no probe: cached
+    assert b == accel.Accel("kvm", "probed") and "KVM" in b.notice
+
+
+def test_kvm_probe_without_dev_kvm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pallet.vm import accel
+
+    monkeypatch.setattr(accel.os.path, "exists", lambda p: False)
+    ok, why = accel.probe_kvm("/q", Kernel("/k", "x", "/m"), "/i")
+    assert not ok and "/dev/kvm does not exist" in why
