@@ -46,6 +46,7 @@ class TarChecker:
     symlinks: set[str] = field(default_factory=set)
     nondirs: set[str] = field(default_factory=set)
     dirs: set[str] = field(default_factory=set)
+    existed: bool = False  # whether the last recorded path had an earlier entry
 
     def clean(self, raw: str, what: str = "path") -> str:
         """The entry's path relative to the root ("" for the root itself)."""
@@ -115,6 +116,7 @@ class TarChecker:
         return kind, rel
 
     def record(self, kind: str, rel: str) -> None:
+        self.existed = rel in self.nondirs or rel in self.symlinks or rel in self.dirs
         self.symlinks.discard(rel)
         self.nondirs.discard(rel)
         if kind == "dir":
@@ -310,11 +312,22 @@ def unpack(
 
 
 def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
+    old_umask = os.umask(0)
+    try:
+        return _extract_all(f, root, allow_devices)
+    finally:
+        os.umask(old_umask)
+
+
+def _extract_all(f: ForwardReader, root: Path, allow_devices: bool) -> int:
     checker = TarChecker(allow_devices=allow_devices)
     roots = str(root)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
+    made: set[str] = {""}  # directories known to exist (relative)
     written = 0
     buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    open_flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with tar_errors():
         tf = open_tar(f)
         for m in tf:
@@ -324,36 +337,47 @@ def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
                     dirs.append((roots, m))
                 continue
             full = f"{roots}/{rel}"
-            _make_parents(roots, rel)
+            i = rel.rfind("/")
+            parent = rel[:i] if i != -1 else ""
+            if parent not in made:
+                # every component was checked not to be a symlink of this archive
+                os.makedirs(f"{roots}/{parent}", 0o755, exist_ok=True)
+                while parent and parent not in made:
+                    made.add(parent)
+                    parent = parent.rpartition("/")[0]
             if kind == "opaque":
-                parent = full.rsplit("/", 1)[0]
-                os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
+                os.setxattr(full.rsplit("/", 1)[0], OPAQUE_XATTR, b"y", follow_symlinks=False)
                 continue
             if kind == "whiteout":
                 d, base = full.rsplit("/", 1)
                 path = f"{d}/{base[len(WHITEOUT_PREFIX):]}"
-                _clear(path)
+                if _clear(path):
+                    made = {""}
                 os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
                 continue
             if kind == "dir":
-                try:
-                    st = os.lstat(full)
-                    if not stat.S_ISDIR(st.st_mode):
-                        _clear(full)
+                if rel not in made:
+                    if checker.existed and _clear(full):
+                        made = {""}
+                    try:
                         os.mkdir(full, 0o700)
-                except FileNotFoundError:
-                    os.mkdir(full, 0o700)
+                    except FileExistsError:
+                        if not os.path.isdir(full) or os.path.islink(full):
+                            raise
+                    made.add(rel)
                 _own(full, m)
                 _xattrs(full, m)
                 dirs.append((full, m))
                 continue
-            _clear(full)
+            if checker.existed and _clear(full):
+                made = {""}
+            mtime_ns = int(m.mtime * 1e9)
             if kind == "file":
-                fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                fd = os.open(full, open_flags, m.mode & 0o777)
                 try:
-                    src = tf.extractfile(m)
-                    if src is not None and m.size:
-                        mv = memoryview(buf)
+                    if m.size:
+                        src = tf.extractfile(m)
+                        assert src is not None
                         left = m.size
                         while left:
                             n = src.readinto(mv[: min(left, CHUNK)])  # type: ignore[attr-defined]
@@ -365,17 +389,20 @@ def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
                                 view = view[w:]
                             left -= n
                         written += m.size
-                    if IS_ROOT:
+                    if IS_ROOT and (m.uid or m.gid):
                         os.fchown(fd, m.uid, m.gid)
-                    os.fchmod(fd, m.mode & 0o7777)
-                    _xattrs(fd, m)
-                    os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
+                    if m.mode & 0o7000:
+                        os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears set-id bits
+                    if m.pax_headers:
+                        _xattrs(fd, m)
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
                 finally:
                     os.close(fd)
             elif kind == "symlink":
                 os.symlink(m.linkname, full)
-                _own(full, m)
-                os.utime(full, ns=(int(m.mtime * 1e9),) * 2, follow_symlinks=False)
+                if m.uid or m.gid:
+                    _own(full, m)
+                os.utime(full, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
             elif kind == "hardlink":
                 src_rel = checker.clean(m.linkname)
                 os.link(f"{roots}/{src_rel}", full, follow_symlinks=False)
@@ -388,7 +415,7 @@ def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
                 os.mkfifo(full, 0o600)
                 _own(full, m)
                 os.chmod(full, m.mode & 0o7777)
-                os.utime(full, ns=(int(m.mtime * 1e9),) * 2)
+                os.utime(full, ns=(mtime_ns, mtime_ns))
         check_end(tf, f)
     # directory modes and times last: children changed their mtime
     for full, m in reversed(dirs):
@@ -397,25 +424,17 @@ def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
     return written
 
 
-def _make_parents(roots: str, rel: str) -> None:
-    i = rel.rfind("/")
-    if i == -1:
-        return
-    parent = f"{roots}/{rel[:i]}"
-    if not os.path.isdir(parent):
-        # every component was checked not to be a symlink of this archive
-        os.makedirs(parent, 0o755, exist_ok=True)
-
-
-def _clear(path: str) -> None:
+def _clear(path: str) -> bool:
+    """Remove whatever is at ``path``; True when it was a directory."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return
+        return False
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)
-    else:
-        os.unlink(path)
+        return True
+    os.unlink(path)
+    return False
 
 
 def _own(path: str, m: tarfile.TarInfo) -> None:
