@@ -10,6 +10,7 @@ $P --version
 # no host processes, its own hostname, Debian's os-release.
 IMG=debian:bookworm-slim
 $P image inspect "$IMG" >/dev/null 2>&1 || $P image bootstrap "$IMG"
+$P images
 SHOW=$(mktemp -d)
 trap 'rm -rf "$SHOW"' EXIT
 cat >"$SHOW/show.sh" <<'SCRIPT'
