@@ -194,3 +194,28 @@ def test_concurrent_imports_all_listed(pallet: Pallet, tmp_path: Path) -> None:
         assert p.returncode == 0, err
     out = pallet.ok("images", "--format", "{{.Repository}}:{{.Tag}}")
     assert sorted(out.split()) == [f"img{i}:v" for i in range(4)]
+
+
+@needs_busybox
+def test_import_from_url(pallet: Pallet, tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "srv").mkdir()
+    make_busybox_tar(tmp_path / "srv" / "bb.tar.gz", "gz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "srv"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = httpd.server_address[1]
+        iid = pallet.ok("import", f"http://127.0.0.1:{port}/bb.tar.gz", "fromurl:1").strip()
+        assert iid.startswith("sha256:")
+        hist = pallet.ok("history", "--format", "{{.Comment}}", "fromurl:1")
+        assert hist.strip() == f"Imported from http://127.0.0.1:{port}/bb.tar.gz"
+        err = _one_line_125(pallet("import", f"http://127.0.0.1:{port}/missing.tar", "x:1"))
+        assert "404" in err
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
