@@ -110,6 +110,7 @@ class ImageStore:
             "manifests": [e.desc.to_dict() for e in entries],
         }
         data = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+        _remove_stale_temps(self.root, ".index.json.")
         tmp = self.root / f".index.json.{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(data)
@@ -326,6 +327,19 @@ class ImageStore:
             out.add(m.config.digest)
             out.update(layer.digest for layer in m.layers)
         return out
+
+
+def _remove_stale_temps(root: Path, prefix: str) -> None:
+    """Temporary index files of processes that died before renaming them."""
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return
+    for n in names:
+        pid = n[len(prefix) :]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(FileNotFoundError):
+                (root / n).unlink()
 
 
 def _named(desc: Descriptor, ref: Reference, now: str) -> Descriptor:
