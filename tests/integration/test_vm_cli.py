@@ -67,7 +67,8 @@ def test_detached_vm_port_exec_stop_rm(vm_pallet: Pallet, pallet_root: Path) -> 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    serve = "mkdir -p /www && echo served-by-vm > /www/index.html && exec httpd -f -p 80 -h /www"
+    serve = ("mkdir -p /www && echo served-by-vm > /www/index.html; trap 'exit 143' TERM; "
+             "httpd -f -p 80 -h /www & wait")
     cid = vm_pallet.ok("run", "-d", "--name", "web", "--isolation", "vm",
                        "-p", f"127.0.0.1:{port}:80", "busybox:test", "sh", "-c", serve).strip()
     body = ""

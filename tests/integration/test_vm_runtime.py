@@ -101,7 +101,7 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
     script = ("uname -r; id -u; id -g; pwd; echo \"FOO=$FOO\"; hostname; "
-              "grep MemTotal /proc/meminfo; echo to-stderr >&2; read line; echo \"in=$line\"; exit 7")
+              "grep MemTotal /proc/meminfo; echo to-stderr >&2; read line; echo \"in=$line\"; echo pid=$$; exit 7")
     b = make_bundle(
         tmp_path, busybox_rootfs, ["sh", "-c", script],
         process={"env": ["PATH=/bin", "FOO=bar baz"], "cwd": "/home/app",
@@ -123,6 +123,7 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     mem_kib = int(lines[6].split()[1])
     assert 100 * 1024 < mem_kib <= 192 * 1024  # the VM's RAM is --memory
     assert lines[7] == "in=from-host-stdin"
+    assert lines[8] == "pid=1"  # PID 1 of its own namespace, as in a container
     assert err.read_text() == "to-stderr\n"
     assert rt.state("t1").exit_code == 7
     rt.delete("t1")
@@ -135,7 +136,7 @@ def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busyb
     vol.mkdir()
     (vol / "from-host").write_text("host-data\n")
     serve = ("mkdir -p /www && cat /data/from-host > /www/index.html && echo guest-data > /data/from-guest"
-             " && exec httpd -f -p 80 -h /www")
+             "; trap 'exit 143' TERM; httpd -f -p 80 -h /www & wait")
     b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", serve],
                     mounts=[{"destination": "/data", "type": "bind", "source": str(vol),
                              "options": ["rbind", "rw"]}],

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
@@ -50,6 +51,7 @@ struct proc {
 };
 
 static int port = -1;
+static int pidns = 0; /* the container's own PID namespace exists (made for process 0) */
 static struct proc procs[MAXPROC];
 extern char **environ;
 
@@ -189,9 +191,23 @@ static void spawn(int id, char *data, uint32_t len) {
     } else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
         die("pipe");
     }
+    /* The container's process is PID 1 of its own PID namespace, as with runc: signals
+     * without a handler do not kill it, orphans are its to reap, and `ps` shows the
+     * container's processes only.  exec sessions are forked into the same namespace. */
+    if (id == 0 && !pidns && unshare(CLONE_NEWPID) == 0) pidns = 1;
     pid_t pid = fork();
-    if (pid < 0) die("fork");
+    if (pid < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "pallet-agent: cannot start the process: %s\n", strerror(errno));
+        send_str(F_STDERR, id, msg);
+        send_str(F_EXIT, id, "126");
+        if (tty) { close(master); close(slave); }
+        else { close(in[0]); close(in[1]); close(out[0]); close(out[1]); close(err[0]); close(err[1]); }
+        return;
+    }
     if (pid == 0) {
+        if (id == 0 && pidns)
+            mount("proc", ROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
