@@ -190,3 +190,107 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     _check(libc().setns(fd, nstype), "setns")
+
+
+# -- container set-up (pallet's runtime) -----------------------------------
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+
+NAMESPACE_FLAGS = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+}
+# the names of /proc/<pid>/ns/* files
+NAMESPACE_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+}
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "s390x": 217,
+                   "ppc64le": 203, "ppc64": 203, "i386": 217, "i686": 217, "armv7l": 218}
+_SYS_CAPGET = {"x86_64": 125, "aarch64": 90, "riscv64": 90, "loongarch64": 90, "s390x": 184,
+               "ppc64le": 183, "ppc64": 183, "i386": 184, "i686": 184, "armv7l": 184}
+_SYS_CAPSET = {k: v + 1 for k, v in _SYS_CAPGET.items()}
+
+
+def _syscall_nr(table: dict[str, int], name: str) -> int:
+    machine = os.uname().machine
+    nr = table.get(machine)
+    if nr is None:
+        raise OSError(38, f"{name}: unknown syscall number on {machine}")
+    return nr
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    nr = _syscall_nr(_SYS_PIVOT_ROOT, "pivot_root")
+    _check(libc().syscall(nr, _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def set_keepcaps(on: bool = True) -> None:
+    _check(libc().prctl(PR_SET_KEEPCAPS, 1 if on else 0, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+
+
+def capbset_read(cap: int) -> bool:
+    """Whether ``cap`` is in the bounding set; raises OSError(EINVAL) past the last cap."""
+    return bool(_check(libc().prctl(PR_CAPBSET_READ, cap, 0, 0, 0), "prctl(PR_CAPBSET_READ)"))
+
+
+def capbset_drop(cap: int) -> None:
+    _check(libc().prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "prctl(PR_CAPBSET_DROP)")
+
+
+def ambient_clear() -> None:
+    _check(libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "prctl(PR_CAP_AMBIENT)")
+
+
+def ambient_raise(cap: int) -> None:
+    _check(libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "prctl(PR_CAP_AMBIENT)")
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this thread's capability sets (64-bit masks)."""
+    import struct
+
+    nr = _syscall_nr(_SYS_CAPSET, "capset")
+    header = struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    lo, hi = 0xFFFFFFFF, 32
+    data = struct.pack(
+        "=IIIIII",
+        effective & lo, permitted & lo, inheritable & lo,
+        (effective >> hi) & lo, (permitted >> hi) & lo, (inheritable >> hi) & lo,
+    )
+    _check(libc().syscall(nr, header, data), "capset")
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return 40
