@@ -184,8 +184,13 @@ def test_published_port_exec_and_clean_stop(rt: VMRuntime, tmp_path: Path, busyb
 def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
-    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "tty; stty size; exec sleep 1000"],
+    script = ("touch /x 2>/dev/null || echo root-is-ro; touch /scratch/x && echo tmpfs-rw; "
+              "tty; stty size; exec sleep 1000")
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", script],
                     process={"terminal": True},
+                    root={"path": str(busybox_rootfs), "readonly": True},
+                    mounts=[{"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "size=1m"]}],
                     annotations={"org.pallet.vm.rootfs": "ext4"})
     # the console socket receives the pty master, as with runc
     console = tmp_path / "console.sock"
@@ -227,6 +232,7 @@ def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     while b"33 101" not in seen and time.monotonic() < deadline:
         seen += os.read(master, 1024)
     assert b"/dev/pts/0" in seen and b"33 101" in seen
+    assert b"root-is-ro" in seen and b"tmpfs-rw" in seen  # --read-only, --tmpfs
     rt.kill("t3", "KILL")
     assert rt.wait("t3", timeout=30) == 137
     os.close(master)

@@ -110,3 +110,14 @@ def test_engine_annotations() -> None:
     assert bundle.engine_annotations((), "", "none") == {bundle.ANN_NETWORK: "none"}
     # the ports parse back
     assert len(bundle.parse_ports(a[bundle.ANN_PUBLISH])) == 2
+
+
+def test_tmpfs_mounts_and_read_only_root(tmp_path: Path) -> None:
+    mounts = [
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid"]},
+        {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=64m"]},
+    ]
+    b = bundle.from_config(tmp_path, config(mounts=mounts, root={"path": "rootfs", "readonly": True}))
+    assert b.mounts == (bundle.GuestMount("tmpfs", "tmpfs", "/run", ("nosuid", "size=64m")),)
+    assert b.readonly
+    assert not bundle.from_config(tmp_path, config()).readonly

@@ -70,3 +70,5 @@ def test_file_and_share_payloads() -> None:
     assert proto.encode_file("/etc/hosts", b"127.0.0.1 x\n", 0o644) == b"/etc/hosts\x00644\x00127.0.0.1 x\n"
     assert proto.encode_share("vol0", "/data", True) == b"vol0\x00/data\x00ro"
     assert proto.encode_share("vol1", "/w", False).endswith(b"rw")
+    assert proto.encode_mount("tmpfs", "tmpfs", "/run", ("nosuid", "size=1m")) == (
+        b"tmpfs\x00tmpfs\x00/run\x00nosuid,size=1m")

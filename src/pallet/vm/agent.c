@@ -38,7 +38,7 @@
 enum {
     /* host -> guest */
     F_SPEC = 'S', F_STDIN = 'I', F_SIGNAL = 'K', F_WINSIZE = 'W', F_FILE = 'F',
-    F_SHARE = 'V', F_QUIT = 'Q',
+    F_SHARE = 'V', F_MOUNT = 'M', F_QUIT = 'Q',
     /* guest -> host */
     F_READY = 'R', F_STARTED = 'P', F_STDOUT = 'O', F_STDERR = 'E', F_EXIT = 'X',
 };
@@ -302,6 +302,36 @@ static void share(char *data, uint32_t len) {
         fprintf(stderr, "pallet-agent: mount %s on %s: %s\n", tag, target, strerror(errno));
 }
 
+/* payload: fstype NUL source NUL target NUL comma-separated options.  The flags among
+ * the options (ro, nosuid, nodev, noexec, remount) become mount flags, the rest data.
+ * An empty fstype with "remount,ro" on "/" makes the container's root read-only. */
+static void do_mount(char *data, uint32_t len) {
+    char *fstype = data, *source = fstype + strlen(fstype) + 1;
+    if (source >= data + len) return;
+    char *target = source + strlen(source) + 1;
+    if (target >= data + len) return;
+    static char none[1];
+    char *opts = target + strlen(target) + 1;
+    if (opts > data + len) opts = none;
+    char full[4096], rest[1024] = "";
+    snprintf(full, sizeof full, ROOT "%s", target);
+    unsigned long flags = 0;
+    for (char *o = strtok(opts, ","); o; o = strtok(NULL, ",")) {
+        if (!strcmp(o, "ro")) flags |= MS_RDONLY;
+        else if (!strcmp(o, "nosuid")) flags |= MS_NOSUID;
+        else if (!strcmp(o, "nodev")) flags |= MS_NODEV;
+        else if (!strcmp(o, "noexec")) flags |= MS_NOEXEC;
+        else if (!strcmp(o, "remount")) flags |= MS_REMOUNT;
+        else if (strcmp(o, "rw") && strlen(rest) + strlen(o) + 2 < sizeof rest) {
+            if (rest[0]) strcat(rest, ",");
+            strcat(rest, o);
+        }
+    }
+    if (!(flags & MS_REMOUNT)) mkdir_p(full, 0755);
+    if (mount(fstype[0] ? source : NULL, full, fstype[0] ? fstype : NULL, flags, rest[0] ? rest : NULL) < 0)
+        fprintf(stderr, "pallet-agent: mount %s on %s: %s\n", fstype[0] ? fstype : "(remount)", target, strerror(errno));
+}
+
 static void quit(void) {
     kill(-1, SIGKILL);
     sync();
@@ -393,6 +423,7 @@ int main(int argc, char **argv) {
             break;
         case F_FILE: write_file(buf, len); break;
         case F_SHARE: share(buf, len); break;
+        case F_MOUNT: do_mount(buf, len); break;
         case F_QUIT: quit(); break;
         }
     }

@@ -65,6 +65,16 @@ class CopiedFile:
 
 
 @dataclass(frozen=True)
+class GuestMount:
+    """A file system the guest mounts itself (``--tmpfs``)."""
+
+    fstype: str
+    source: str
+    target: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VMBundle:
     bundle: Path
     rootfs: Path
@@ -78,6 +88,8 @@ class VMBundle:
     network: bool = True
     shares: tuple[Share, ...] = ()
     files: tuple[CopiedFile, ...] = ()
+    mounts: tuple[GuestMount, ...] = ()
+    readonly: bool = False
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -172,11 +184,17 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         raise InvalidArgument(f"invalid VM root filesystem {mode!r}: use one of {', '.join(ROOTFS_MODES)}")
     shares: list[Share] = []
     files: list[CopiedFile] = []
+    mounts: list[GuestMount] = []
     for m in config.get("mounts") or ():
         dest = m.get("destination", "")
         opts = m.get("options") or []
         is_bind = m.get("type") == "bind" or "bind" in opts or "rbind" in opts
-        if not is_bind or dest in _GUEST_MOUNTS:
+        if dest in _GUEST_MOUNTS:
+            continue
+        if m.get("type") == "tmpfs" and not is_bind:
+            mounts.append(GuestMount("tmpfs", "tmpfs", dest, tuple(str(o) for o in opts)))
+            continue
+        if not is_bind:
             continue
         src = m.get("source", "")
         ro = "ro" in opts
@@ -201,6 +219,8 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         network=ann.get(ANN_NETWORK, "") != "none",
         shares=tuple(shares),
         files=tuple(files),
+        mounts=tuple(mounts),
+        readonly=bool(root.get("readonly", False)),
         annotations=ann,
     )
 

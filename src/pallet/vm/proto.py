@@ -23,6 +23,7 @@ SIGNAL = "K"
 WINSIZE = "W"
 FILE = "F"
 SHARE = "V"
+MOUNT = "M"
 QUIT = "Q"
 # guest -> host
 READY = "R"
@@ -109,6 +110,10 @@ def encode_file(path: str, content: bytes, mode: int = 0o644) -> bytes:
 
 def encode_share(tag: str, target: str, readonly: bool) -> bytes:
     return f"{tag}\0{target}\0{'ro' if readonly else 'rw'}".encode()
+
+
+def encode_mount(fstype: str, source: str, target: str, options: tuple[str, ...] = ()) -> bytes:
+    return f"{fstype}\0{source}\0{target}\0{','.join(options)}".encode()
 
 
 def encode_env(env: Mapping[str, str] | Sequence[str]) -> tuple[str, ...]:

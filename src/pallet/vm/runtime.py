@@ -164,6 +164,9 @@ class VMRuntime:
             "shares": [{"tag": s.tag, "target": s.target, "readonly": s.readonly} for s in b.shares],
             "files": [{"target": f.target, "mode": f.mode,
                        "content": base64.b64encode(f.content).decode()} for f in b.files],
+            # after the shares and files; a read-only root last of all
+            "mounts": [[m.fstype, m.source, m.target, list(m.options)] for m in b.mounts]
+            + ([["", "", "/", ["remount", "ro"]]] if b.readonly else []),
             "accelerator": acc.name,
             "accelerator_reason": acc.reason,
             "rootfs": b.rootfs_mode,

@@ -182,6 +182,8 @@ class Shim:
             self.send(proto.SHARE, 0, proto.encode_share(sh["tag"], sh["target"], sh["readonly"]))
         for f in self.plan.get("files", []):
             self.send(proto.FILE, 0, proto.encode_file(f["target"], base64.b64decode(f["content"]), f["mode"]))
+        for fstype, source, target, options in self.plan.get("mounts", []):
+            self.send(proto.MOUNT, 0, proto.encode_mount(fstype, source, target, tuple(options)))
 
     def boot_failure(self, why: str) -> str:
         last = tail(self.dir / "console.log") or tail(self.dir / "qemu.log", 3)
