@@ -49,7 +49,7 @@ def test_oci_layout_on_disk(tmp_path: Path) -> None:
     assert idx["schemaVersion"] == 2
     (m,) = idx["manifests"]
     assert m["digest"] == img.manifest_digest
-    assert m["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+    assert m["annotations"]["org.opencontainers.image.ref.name"] == "localhost:5000/app:v1"
     assert m["annotations"]["io.containerd.image.name"] == "localhost:5000/app:v1"
     assert img.repo_tags == ("localhost:5000/app:v1",)
 

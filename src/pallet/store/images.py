@@ -3,8 +3,8 @@
 The store root is an OCI image layout (``oci-layout``, ``index.json``,
 ``blobs/``), so tools such as skopeo and umoci can read it as it is.  Each
 name is one descriptor in ``index.json`` annotated with the full reference
-(``io.containerd.image.name``, as containerd and Docker write it) and its tag
-(``org.opencontainers.image.ref.name``); an image without names (dangling)
+(``io.containerd.image.name``, as containerd and Docker write it, and
+``org.opencontainers.image.ref.name``, so that OCI tools can address it); an image without names (dangling)
 keeps one descriptor without them.  Updates are serialized with an ``flock``
 on ``index.lock`` and written with write-fsync-rename, so a killed process
 leaves either the old or the new index, never a torn one.
@@ -345,7 +345,9 @@ def _remove_stale_temps(root: Path, prefix: str) -> None:
 def _named(desc: Descriptor, ref: Reference, now: str) -> Descriptor:
     ann = {NAME_ANNOTATION: str(ref), TAG_TIME_ANNOTATION: now}
     if ref.tag and not ref.digest:
-        ann[REF_ANNOTATION] = ref.tag
+        # the full name, not only the tag: unique in a layout holding many repositories
+        # (skopeo copy oci:/var/lib/pallet/store:docker.io/library/busybox:latest ...)
+        ann[REF_ANNOTATION] = str(ref)
     return Descriptor(desc.media_type, desc.digest, desc.size, annotations=ann)
 
 
