@@ -52,6 +52,8 @@ def test_errors_are_invalid_argument() -> None:
         execute("{{range .A}}", {"A": []})
     with pytest.raises(InvalidArgument):
         execute("{{frob .A}}", {"A": 1})
+    with pytest.raises(InvalidArgument, match="unclosed action"):
+        execute("{{.A", {"A": 1})
 
 
 @pytest.mark.parametrize(

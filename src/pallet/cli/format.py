@@ -133,6 +133,9 @@ def _parse(tpl: str) -> list[_Node]:
         pos = m.end()
     if pos < len(tpl):
         tokens.append(("text", tpl[pos:]))
+    for kind, text in tokens:
+        if kind == "text" and "{{" in text:
+            raise InvalidArgument("template: unclosed action")
     root: list[_Node] = []
     stack: list[tuple[_Node | None, list[_Node]]] = [(None, root)]
     for kind, text in tokens:
