@@ -123,3 +123,20 @@ def test_repo_digests(tmp_path: Path) -> None:
     got = s.images.get("app:1")
     assert got.repo_digests == (f"app@{img.manifest_digest}",)
     assert s.images.get(f"app@{img.manifest_digest}").id == img.id
+
+
+def test_size_of_gzip_layers_is_unpacked_size(tmp_path: Path) -> None:
+    import gzip
+
+    from pallet.oci.image import ImageConfig
+
+    s = new_store(tmp_path)
+    raw = tar_of({"zeros": b"\0" * 500_000})
+    gz = gzip.compress(raw)
+    ld = s.blobs.put(gz)
+    cfg = ImageConfig(diff_ids=("sha256:" + __import__("hashlib").sha256(raw).hexdigest(),)).to_json()
+    cd = s.blobs.put(cfg)
+    m = Manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, cd, len(cfg)),
+                 (Descriptor(mt.OCI_LAYER_GZIP, ld, len(gz)),))
+    img = s.images.add(m.to_json(), mt.OCI_MANIFEST, [parse("gz:1")])
+    assert len(gz) < 10_000 and img.size == len(raw)

@@ -85,6 +85,7 @@ class ImageStore:
         self.index_path = self.root / "index.json"
         self.lock_path = self.root / "index.lock"
         self._cache: dict[str, tuple[Manifest, ImageConfig]] = {}
+        self._sizes: dict[str, int] = {}
 
     # -- index file -----------------------------------------------------------
 
@@ -210,9 +211,16 @@ class ImageStore:
         return out
 
     def _size(self, m: Manifest) -> int:
+        """Unpacked size, as Docker shows it: tar sizes (gzip's trailer gives them cheaply)."""
         total = 0
         for layer in m.layers:
-            total += layer.size
+            n = self._sizes.get(layer.digest)
+            if n is None:
+                n = layer.size
+                if mt.compression(layer.media_type) == "gzip":
+                    n = _gzip_isize(self.blobs.path(layer.digest), layer.size)
+                self._sizes[layer.digest] = n
+            total += n
         return total
 
     # -- queries --------------------------------------------------------------
@@ -327,6 +335,19 @@ class ImageStore:
             out.add(m.config.digest)
             out.update(layer.digest for layer in m.layers)
         return out
+
+
+def _gzip_isize(path: Path, default: int) -> int:
+    """The uncompressed size a gzip member records in its last 4 bytes (mod 2**32)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            n = int.from_bytes(f.read(4), "little")
+    except OSError:
+        return default
+    while n < default // 2:  # a layer over 4 GiB: the field wrapped around
+        n += 1 << 32
+    return n
 
 
 def _remove_stale_temps(root: Path, prefix: str) -> None:
