@@ -477,10 +477,13 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 
 def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    for name in (OPAQUE_XATTR, "user.overlay.opaque"):  # the latter: mounts with userxattr
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def diff(upper_dir: Path, out: BinaryIO | Path) -> tuple[str, int]:
@@ -511,6 +514,8 @@ def diff(upper_dir: Path, out: BinaryIO | Path) -> tuple[str, int]:
                     _add_empty(tf, prefix + WHITEOUT_PREFIX + name, st.st_mtime)
                     continue
                 ti = tf.gettarinfo(full, arcname=arc)
+                if ti is None:  # a socket: not part of an image
+                    continue
                 ti.uname = ti.gname = ""
                 _read_xattrs(full, ti)
                 if ti.isreg():
