@@ -192,11 +192,10 @@ def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
     spec.setdefault("linux", {}).setdefault("cgroupsPath", f"/pallet/{c.id}")
     spec = apply_to_spec(spec, c.spec.resources)
     if c.spec.runtime == "vm":
-        # a VM publishes ports with QEMU's own network, caches its root image per image
+        # a VM caches its root image per image; it joins its network namespace with a tap
         from pallet.vm.bundle import engine_annotations
 
-        spec.setdefault("annotations", {}).update(
-            engine_annotations(c.spec.port_bindings, c.spec.image_id, c.spec.network_mode))
+        spec.setdefault("annotations", {}).update(engine_annotations(c.spec.image_id, c.spec.network_mode))
     bundle = c.bundle
     bundle.mkdir(exist_ok=True)
     atomic_write(bundle / "config.json", json.dumps(spec).encode())
@@ -204,7 +203,7 @@ def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
 
 
 def _network_setup(svc: ContainerService, c: Container) -> tuple[str | None, str]:
-    if c.spec.network_mode in ("none", "host") or c.spec.runtime == "vm":
+    if c.spec.network_mode in ("none", "host"):
         return None, ""
     try:
         from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
