@@ -279,3 +279,57 @@ def test_boot_failure_shows_the_guest_console(rt: VMRuntime, tmp_path: Path, bus
     finally:
         (images / "corrupt-test.erofs").unlink()
     assert leftovers(rt, "t5") == []
+
+
+@pytest.fixture
+def netns(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A network namespace with a veth to the host, as CNI would leave it: (path, guest address)."""
+    import subprocess
+
+    name = f"pvm-{os.getpid() % 100000}"
+    host_if = f"pvmh{os.getpid() % 100000}"
+    subnet = f"10.209.{os.getpid() % 250}"
+    cmds = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", name],
+        ["ip", "addr", "add", f"{subnet}.1/24", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", name, "addr", "add", f"{subnet}.2/24", "dev", "eth0"],
+        ["ip", "-n", name, "link", "set", "eth0", "up"],
+        ["ip", "-n", name, "route", "add", "default", "via", f"{subnet}.1"],
+    ]
+    try:
+        for c in cmds:
+            subprocess.run(c, check=True, capture_output=True)
+        yield f"/run/netns/{name}", f"{subnet}.2"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+
+
+def test_guest_joins_the_bundles_network_namespace(
+    rt: VMRuntime, tmp_path: Path, busybox_rootfs: Path, netns: tuple[str, str]
+) -> None:
+    """A tap mirrored to the namespace's eth0: the guest has the container's address."""
+    import subprocess
+
+    path, addr = netns
+    serve = "mkdir -p /www && echo via-tap > /www/index.html; exec httpd -f -p 80 -h /www"
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", serve],
+                    linux={"namespaces": [{"type": "network", "path": path}]})
+    with open(os.devnull, "wb") as null:
+        rt.create("t6", b, stdout=null, stderr=null)
+    rt.start("t6")
+    body = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not body:
+        try:
+            with urllib.request.urlopen(f"http://{addr}/", timeout=3) as r:
+                body = r.read().decode()
+        except OSError:
+            time.sleep(0.2)
+    assert body == "via-tap\n"
+    rt.delete("t6", force=True)
+    links = subprocess.run(["ip", "-n", path.rsplit("/", 1)[1], "link"], capture_output=True, text=True).stdout
+    assert "pvmtap0" not in links  # the tap and the tc mirror go with the VM
+    assert leftovers(rt, "t6") == []

@@ -105,11 +105,14 @@ def test_guest_resolv_conf_replaces_loopback_servers() -> None:
 
 
 def test_engine_annotations() -> None:
-    a = bundle.engine_annotations(("8080:80", "127.0.0.1:53:53/udp"), "sha256:abc", "bridge")
-    assert a == {bundle.ANN_CACHE_KEY: "sha256-abc", bundle.ANN_PUBLISH: "8080:80,127.0.0.1:53:53/udp"}
-    assert bundle.engine_annotations((), "", "none") == {bundle.ANN_NETWORK: "none"}
-    # the ports parse back
-    assert len(bundle.parse_ports(a[bundle.ANN_PUBLISH])) == 2
+    assert bundle.engine_annotations("sha256:abc", "bridge") == {bundle.ANN_CACHE_KEY: "sha256-abc"}
+    assert bundle.engine_annotations("", "none") == {bundle.ANN_NETWORK: "none"}
+
+
+def test_network_namespace_of_the_bundle(tmp_path: Path) -> None:
+    ns = [{"type": "pid"}, {"type": "network", "path": "/run/netns/x"}]
+    assert bundle.from_config(tmp_path, config(linux={"namespaces": ns})).netns == "/run/netns/x"
+    assert bundle.from_config(tmp_path, config()).netns == ""
 
 
 def test_tmpfs_mounts_and_read_only_root(tmp_path: Path) -> None:

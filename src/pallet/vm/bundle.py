@@ -8,6 +8,7 @@ in), and pallet's VM annotations:
 ``org.pallet.vm.rootfs``      ``erofs`` (default), ``ext4`` or ``virtiofs``
 ``org.pallet.vm.cache-key``   cache the root filesystem image under this key
 ``org.pallet.vm.publish``     ports, ``[ip:]hostport:guestport[/proto]`` comma separated
+                              (QEMU's user network, when the bundle names no network namespace)
 ``org.pallet.vm.network``     ``none`` for no network device
 """
 
@@ -86,6 +87,7 @@ class VMBundle:
     cache_key: str = ""
     ports: tuple[PortForward, ...] = ()
     network: bool = True
+    netns: str = ""  # the container's network namespace: the guest joins its network with a tap
     shares: tuple[Share, ...] = ()
     files: tuple[CopiedFile, ...] = ()
     mounts: tuple[GuestMount, ...] = ()
@@ -157,6 +159,13 @@ def _share_tag(i: int) -> str:
     return f"vol{i}"
 
 
+def _netns_path(linux: dict[str, Any]) -> str:
+    for n in linux.get("namespaces") or ():
+        if n.get("type") == "network":
+            return str(n.get("path") or "")
+    return ""
+
+
 def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
     proc = config.get("process") or {}
     args = tuple(proc.get("args") or ())
@@ -203,7 +212,7 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         elif os.path.isfile(src) and os.path.getsize(src) <= MAX_COPIED_FILE:
             st = os.stat(src)
             content = Path(src).read_bytes()
-            if dest == "/etc/resolv.conf":
+            if dest == "/etc/resolv.conf" and not _netns_path(linux):
                 content = guest_resolv_conf(content.decode(errors="replace")).encode()
             files.append(CopiedFile(dest, content, st.st_mode & 0o7777))
     return VMBundle(
@@ -217,6 +226,7 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         cache_key=ann.get(ANN_CACHE_KEY, ""),
         ports=parse_ports(ann.get(ANN_PUBLISH, "")),
         network=ann.get(ANN_NETWORK, "") != "none",
+        netns=_netns_path(linux),
         shares=tuple(shares),
         files=tuple(files),
         mounts=tuple(mounts),
@@ -243,12 +253,14 @@ def guest_resolv_conf(text: str) -> str:
     return "\n".join(dict.fromkeys(out)) + "\n" if out else ""
 
 
-def engine_annotations(publish: tuple[str, ...], image_id: str, network_mode: str) -> dict[str, str]:
-    """What the engine adds to a VM container's config.json: ports, image cache key, network."""
+def engine_annotations(image_id: str, network_mode: str) -> dict[str, str]:
+    """What the engine adds to a VM container's config.json: the image cache key, no network.
+
+    Ports need nothing: the engine gives the VM a network namespace as it gives a
+    container, and its published ports reach the guest through it.
+    """
     ann = {ANN_CACHE_KEY: image_id.replace("sha256:", "sha256-")} if image_id else {}
-    if publish:
-        ann[ANN_PUBLISH] = ",".join(publish)
-    elif network_mode == "none":
+    if network_mode == "none":
         ann[ANN_NETWORK] = "none"
     return ann
 

@@ -43,7 +43,7 @@ MODULE_GROUPS = (
 MODULES = tuple(m for _g, m in MODULE_GROUPS)
 APPLETS = ("sh", "mount", "umount", "mkdir", "insmod", "cat", "hostname", "ip", "echo",
            "poweroff", "sleep", "ls", "ln")
-INIT_VERSION = "4"
+INIT_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ def init_script() -> str:
     """The guest's /init: mount the root filesystem, set the stage, hand over to the agent.
 
     Kernel command line parameters read: ``pallet.root=erofs|ext4|virtiofs``,
-    ``pallet.hostname=NAME``, ``pallet.net=1``, ``pallet.fs=1`` (virtio-fs shares),
+    ``pallet.hostname=NAME``, ``pallet.net=1``, ``pallet.ip=ADDR/LEN``, ``pallet.gw=ADDR``
+    (otherwise QEMU's user network), ``pallet.fs=1`` (virtio-fs shares),
     ``pallet.probe=1``.
     """
     return r"""#!/bin/sh
@@ -71,13 +72,15 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-ROOT=erofs HOST= NET= PROBE= FS=
+ROOT=erofs HOST= NET= PROBE= FS= IP= GW=
 for a in $(cat /proc/cmdline); do
   case "$a" in
     pallet.root=*) ROOT=${a#pallet.root=} ;;
     pallet.hostname=*) HOST=${a#pallet.hostname=} ;;
     pallet.net=*) NET=${a#pallet.net=} ;;
     pallet.fs=*) FS=${a#pallet.fs=} ;;
+    pallet.ip=*) IP=${a#pallet.ip=} ;;
+    pallet.gw=*) GW=${a#pallet.gw=} ;;
     pallet.probe=*) PROBE=1 ;;
   esac
 done
@@ -116,8 +119,13 @@ mount -t tmpfs -o nosuid,nodev,mode=1777 shm $R/dev/shm
 ip link set lo up
 if [ "$NET" = 1 ] && [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up
-  ip addr add 10.0.2.15/24 dev eth0
-  ip route add default via 10.0.2.2
+  if [ -n "$IP" ]; then
+    ip addr add "$IP" dev eth0
+    [ -n "$GW" ] && ip route add default via "$GW"
+  else
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+  fi
 fi
 PORT=
 for p in /sys/class/virtio-ports/*; do

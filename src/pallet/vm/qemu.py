@@ -29,6 +29,9 @@ class Machine:
     filesystems: tuple[VirtioFS, ...] = ()  # "rootfs" first when the root is shared
     network: bool = True
     ports: tuple[PortForward, ...] = ()
+    tap: str = ""  # a tap device (in ``netns``) instead of QEMU's user network
+    mac: str = ""
+    netns: str = ""  # run QEMU in this network namespace
     tb_size_mib: int = 64  # TCG's translation cache: QEMU's default (1 GiB) dominates its RSS
 
 
@@ -37,6 +40,8 @@ def kernel_cmdline(
     root: str,
     hostname: str = "",
     network: bool = True,
+    address: str = "",
+    gateway: str = "",
     shares: bool = False,
     tsc_khz: int = 0,
     probe: bool = False,
@@ -64,6 +69,10 @@ def kernel_cmdline(
         args.append(f"pallet.hostname={hostname}")
     if network:
         args.append("pallet.net=1")
+    if address:
+        args.append(f"pallet.ip={address}")
+    if gateway:
+        args.append(f"pallet.gw={gateway}")
     if shares:
         args.append("pallet.fs=1")
     if probe:
@@ -116,11 +125,16 @@ def argv(m: Machine) -> list[str]:
             "-chardev", f"socket,id=fs{i},path={fs.socket}",
             "-device", f"vhost-user-fs-device,chardev=fs{i},tag={fs.tag}",
         ]
-    if m.network:
+    if m.network and m.tap:
+        out += ["-netdev", f"tap,id=net0,ifname={m.tap},script=no,downscript=no",
+                "-device", "virtio-net-device,netdev=net0" + (f",mac={m.mac}" if m.mac else "")]
+    elif m.network:
         netdev = "user,id=net0"
         for p in m.ports:
             netdev += "," + hostfwd(p)
         out += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
+    if m.netns:
+        out = ["nsenter", f"--net={m.netns}", "--", *out]
     return out
 
 

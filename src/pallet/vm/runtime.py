@@ -27,6 +27,7 @@ from pallet.config import Config
 from pallet.errors import Conflict, ContainerNotFound, InvalidArgument, RuntimeFailure
 from pallet.vm import accel as accel_mod
 from pallet.vm import bundle as bundle_mod
+from pallet.vm import netdev
 from pallet.vm import qemu as qemu_mod
 from pallet.vm.bundle import CopiedFile
 from pallet.vm.initramfs import ensure_initramfs
@@ -110,10 +111,17 @@ class VMRuntime:
             return self._create(id, d, b, boot_image, qemu_bin, str(initrd), acc, _fd(stdin, nul),
                                 _fd(stdout, 1), _fd(stderr, 2), pid_file, console_socket or "")
         except BaseException:
+            self._net_teardown(d)
             shutil.rmtree(d, ignore_errors=True)
             raise
         finally:
             os.close(nul)
+
+    def _net_teardown(self, d: Path) -> None:
+        with contextlib.suppress(OSError):
+            netns = (d / "netns").read_text()
+            if os.path.exists(netns):
+                netdev.teardown(netns)
 
     def _create(self, id_: str, d: Path, b: bundle_mod.VMBundle, kernel: str, qemu_bin: str,
                 initrd: str, acc: accel_mod.Accel, fin: int, fout: int, ferr: int,
@@ -140,15 +148,21 @@ class VMRuntime:
             sock = f"fs-{sh.tag}.sock"
             filesystems.append(qemu_mod.VirtioFS(sh.tag, sock))
             virtiofsd.append((qemu_mod.virtiofsd_argv(vfsd, sock, sh.source, sh.readonly), sock))
+        net = None
+        if b.network and b.netns:
+            net = netdev.setup(b.netns)  # removed with the namespace, or by delete
+            (d / "netns").write_text(b.netns)
         cmdline = qemu_mod.kernel_cmdline(
             root=b.rootfs_mode, hostname=bundle_mod.safe_hostname(b.hostname),
             network=b.network, shares=bool(b.shares), tsc_khz=tsc_khz() if acc.name == "tcg" else 0,
+            address=net.address if net else "", gateway=net.gateway if net else "",
             debug=self.config.debug)
         machine = qemu_mod.Machine(
             qemu=qemu_bin, kernel=kernel, initrd=initrd, cmdline=cmdline,
             agent_socket="agent.sock", console_log=str(d / "console.log"),
             accel=acc.name, memory_mib=b.memory_mib, cpus=b.cpus, disk=disk,
-            filesystems=tuple(filesystems), network=b.network, ports=b.ports)
+            filesystems=tuple(filesystems), network=b.network, ports=() if net else b.ports,
+            tap=netdev.TAP if net else "", mac=net.mac if net else "", netns=b.netns if net else "")
         p = b.process
         plan = {
             "id": id_,
@@ -397,6 +411,7 @@ class VMRuntime:
         deadline = time.monotonic() + 5
         while any(same_process(p, starts[p]) for p in ours) and time.monotonic() < deadline:
             time.sleep(0.02)
+        self._net_teardown(d)
         shutil.rmtree(d, ignore_errors=True)
 
     def list(self) -> list[str]:
