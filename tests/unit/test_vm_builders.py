@@ -286,3 +286,41 @@ def test_kvm_probe_without_dev_kvm(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accel.os.path, "exists", lambda p: False)
     ok, why = accel.probe_kvm("/q", Kernel("/k", "x", "/m"), "/i")
     assert not ok and "/dev/kvm does not exist" in why
+
+
+def test_tap_netdev_in_the_namespace() -> None:
+    a = qemu.argv(machine(tap="pvmtap0", mac="02:00:00:00:00:05", netns="/run/netns/x",
+                          ports=(PortForward("", 8080, 80),)))
+    assert a[:3] == ["nsenter", "--net=/run/netns/x", "--"]
+    assert opt(a, "-netdev") == ["tap,id=net0,ifname=pvmtap0,script=no,downscript=no"]
+    assert "virtio-net-device,netdev=net0,mac=02:00:00:00:00:05" in opt(a, "-device")
+    c = qemu.kernel_cmdline(root="erofs", address="10.88.0.5/16", gateway="10.88.0.1").split()
+    assert "pallet.ip=10.88.0.5/16" in c and "pallet.gw=10.88.0.1" in c
+
+
+def test_tap_mirroring_commands() -> None:
+    from pallet.vm import netdev
+
+    cmds = netdev.tap_commands("eth0", "pvmtap0", 1450)
+    assert cmds[0] == ["ip", "tuntap", "add", "dev", "pvmtap0", "mode", "tap"]
+    assert ["ip", "link", "set", "dev", "pvmtap0", "mtu", "1450", "up"] in cmds
+    filters = [c for c in cmds if c[:2] == ["tc", "filter"]]
+    # both directions, each redirecting to the other device
+    assert [(f[4], f[-1]) for f in filters] == [("eth0", "pvmtap0"), ("pvmtap0", "eth0")]
+    assert netdev.in_netns("/run/netns/x", ["ip", "link"]) == ["nsenter", "--net=/run/netns/x", "--", "ip", "link"]
+
+
+def test_guest_settings_from_ip_json() -> None:
+    from pallet.errors import RuntimeFailure
+    from pallet.vm import netdev
+
+    addr = ('[{"ifname":"eth0","mtu":1500,"address":"b2:aa:6a:fe:22:cf","addr_info":['
+            '{"family":"inet6","local":"fe80::1","prefixlen":64},'
+            '{"family":"inet","local":"10.89.0.7","prefixlen":16}]}]')
+    route = '[{"dst":"default","gateway":"10.89.0.1","dev":"eth0"}]'
+    assert netdev.parse_ip_json(addr, route) == netdev.GuestNet("10.89.0.7/16", "10.89.0.1", "b2:aa:6a:fe:22:cf", 1500)
+    assert netdev.parse_ip_json(addr, "[]").gateway == ""
+    with pytest.raises(RuntimeFailure, match="no IPv4"):
+        netdev.parse_ip_json('[{"ifname":"eth0","addr_info":[]}]', "[]")
+    with pytest.raises(RuntimeFailure, match="no eth0"):
+        netdev.parse_ip_json("[]", "[]")
