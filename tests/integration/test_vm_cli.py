@@ -87,6 +87,9 @@ def test_detached_vm_port_exec_stop_rm(vm_pallet: Pallet, pallet_root: Path) -> 
     assert doc["HostConfig"]["Isolation"] == "vm"
     assert doc["VM"]["Kernel"] not in ("", os.uname().release)
     assert doc["VM"]["Accelerator"] in ("kvm", "tcg") and doc["VM"]["Machine"] == "microvm"
+    ip = doc["NetworkSettings"].get("IPAddress", "")
+    if ip:  # on a CNI network the guest has the container's own address
+        assert f"inet {ip}/" in vm_pallet.ok("exec", "web", "ip", "-4", "-o", "addr", "show", "eth0")
     vm_pallet.ok("stop", "web")
     assert "Exited (143)" in vm_pallet.ok("ps", "-a")
     vm_pallet.ok("rm", "web")
