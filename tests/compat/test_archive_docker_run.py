@@ -92,7 +92,23 @@ def test_save_by_id_and_several_images(dockerd: Any, pallet_root: Path, tmp_path
     finally:
         dockerd.docker("rmi", "-f", "multi-one:v1", "multi-two:v1", iid, check=False)
     # and back into a fresh pallet root, both images at once
-    q = _runner(tmp_path / "root2")
-    r = q("load", "-i", str(out))
-    assert r.out.split("\n")[:2] == ["Loaded image: multi-one:v1", "Loaded image: multi-two:v1"], r
-    assert q("run", "--rm", "multi-one:v1").out == "one\n"
+    root2 = tmp_path / "root2"
+    q = _runner(root2)
+    try:
+        r = q("load", "-i", str(out))
+        assert r.out.split("\n")[:2] == ["Loaded image: multi-one:v1",
+                                         "Loaded image: multi-two:v1"], r
+        assert q("run", "--rm", "multi-one:v1").out == "one\n"
+    finally:
+        _unmount_under(root2)
+
+
+def _unmount_under(root: Path) -> None:
+    """Lift every mount pallet made under a root of our own (its netns directory...)."""
+    import subprocess
+
+    prefix = str(root.resolve())
+    with open("/proc/self/mounts") as f:
+        targets = [line.split()[1] for line in f]
+    for t in sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
