@@ -8,8 +8,10 @@ this module costs nothing on paths that never make such a call.
 from __future__ import annotations
 
 import os
-from typing import Any
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 # mount(2) flags
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -39,9 +41,14 @@ def libc() -> Any:
     global _libc
     if _libc is None:
         import ctypes
-        import ctypes.util
 
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        try:
+            # glibc's soname: no ctypes.util.find_library, which runs ldconfig and even gcc
+            _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        except OSError:
+            import ctypes.util
+
+            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     return _libc
 
 
@@ -294,3 +301,8 @@ def last_cap() -> int:
             return int(f.read())
     except OSError:
         return 40
+
+
+def sethostname(name: str) -> None:
+    data = name.encode()
+    _check(libc().sethostname(data, len(data)), "sethostname")

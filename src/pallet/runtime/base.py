@@ -1,0 +1,85 @@
+"""The low-level runtime interface: an OCI bundle in, a process out.
+
+Implementations: :class:`pallet.runtime.pallet_runtime.PalletRuntime` (pallet's
+own, in Python) and :class:`pallet.runtime.oci_cli.OCICLIRuntime` (runc or crun
+driven through their command line).  The VM runtime implements it too.
+
+Reaping: ``create`` leaves the container's process (pid 1 of its pid namespace)
+blocked before exec.  Its intermediate parent exits, so the process is
+re-parented to the nearest *child subreaper* among the caller's ancestors: a
+caller that wants to ``waitpid()`` it (a monitor, the foreground ``run``) calls
+``pallet.linux.syscalls.set_child_subreaper()`` before ``create``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+STATUSES = ("creating", "created", "running", "stopped", "paused")
+
+
+@dataclass(frozen=True)
+class State:
+    """runc's state JSON."""
+
+    id: str
+    status: str
+    pid: int
+    bundle: str
+    created: str = ""
+    oci_version: str = "1.0.2"
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": self.pid,
+            "status": self.status,
+            "bundle": self.bundle,
+            "rootfs": str(Path(self.bundle) / "rootfs"),
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": dict(self.annotations),
+        }
+
+
+class Runtime(Protocol):
+    def create(
+        self,
+        id: str,
+        bundle: str | Path,
+        *,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
+        console_socket: str | None = None,
+        pid_file: str | Path | None = None,
+    ) -> int: ...
+
+    def start(self, id: str) -> None: ...
+
+    def state(self, id: str) -> dict[str, Any]: ...
+
+    def kill(self, id: str, sig: int | str = 15, all: bool = False) -> None: ...
+
+    def delete(self, id: str, force: bool = False) -> None: ...
+
+    def pause(self, id: str) -> None: ...
+
+    def resume(self, id: str) -> None: ...
+
+    def exec(
+        self,
+        id: str,
+        process: dict[str, Any],
+        *,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
+        console_socket: str | None = None,
+        detach: bool = False,
+    ) -> int: ...

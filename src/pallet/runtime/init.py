@@ -1,0 +1,230 @@
+"""The container init: the entry point pallet's runtime re-executes for each container.
+
+Run as ``python -S -c ... REQ_FD SYNC_FD`` (see ``pallet_runtime.INIT_CODE``): it
+reads one request (a ``marshal``-encoded dict: no JSON, no typing, nothing but
+builtins on this path) from REQ_FD and reports on SYNC_FD, one line a message:
+``pid N``, ``ready``, or ``error CODE MESSAGE``.
+
+* create: (the caller has put it in the container's cgroup) enter or unshare the
+  namespaces, fork the container's pid 1, report its pid and exit.  The child
+  sets up the root filesystem, reports ``ready`` (or an error), blocks on the
+  exec FIFO until ``start`` opens it, switches identity and execs.
+* exec: join the container's cgroup and namespaces, fork, and exec the process.
+
+SYNC_FD is close-on-exec in the child, so its end-of-file after ``start`` means
+the exec happened; an error line means it did not.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import signal
+import sys
+
+from pallet.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _send(fd: int, line: str) -> None:
+    try:  # noqa: SIM105 - no contextlib import on the init's path
+        os.write(fd, (line.replace("\n", " ") + "\n").encode())
+    except OSError:
+        pass  # nobody is listening any more (a runc-style create that exited)
+
+
+def _fail(fd: int, message: str, code: int = 1) -> None:
+    _send(fd, f"error {code} {message}")
+    os._exit(code if 0 < code < 256 else 1)
+
+
+def _read_request(fd: int) -> dict[str, Any]:
+    chunks = []
+    while True:
+        b = os.read(fd, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(fd)
+    return dict(marshal.loads(b"".join(chunks)))
+
+
+def _enter_namespaces(namespaces: list[dict[str, Any]], pid: int | None) -> int:
+    """setns into the namespaces given by path (or those of ``pid``); the flags left to unshare."""
+    flags = 0
+    for ns in namespaces:
+        kind = ns.get("type", "")
+        flag = sc.NAMESPACE_FLAGS.get(kind)
+        if flag is None:
+            raise ValueError(f"unknown namespace type {kind!r}")
+        path = ns.get("path")
+        if pid is not None:
+            path = f"/proc/{pid}/ns/{sc.NAMESPACE_FILES[kind]}"
+            if _same_ns(path, f"/proc/self/ns/{sc.NAMESPACE_FILES[kind]}"):
+                continue
+        if path:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, flag)
+            finally:
+                os.close(fd)
+        else:
+            flags |= flag
+    return flags
+
+
+def _same_ns(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+_NS_ORDER = {"user": 0, "ipc": 1, "uts": 2, "network": 3, "pid": 4, "cgroup": 5, "mount": 6}
+
+
+def _ordered(namespaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # user first (it grants the rest), mount last (paths of the others are host paths)
+    return sorted(namespaces, key=lambda n: _NS_ORDER.get(n.get("type", ""), 9))
+
+
+def _setup_terminal(console_socket: str | None, size: dict[str, Any] | None) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", int(size.get("height", 0)), int(size.get("width", 0)), 0, 0))
+    if console_socket:
+        import socket
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(console_socket)
+        socket.send_fds(s, [b"/dev/ptmx"], [master])
+        s.close()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _exec(process: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None) -> None:
+    from pallet.runtime.process import ExecError, apply_identity, lookup
+
+    args = list(process.get("args") or [])
+    env = list(process.get("env") or [])
+    cwd = process.get("cwd") or "/"
+    try:
+        path = lookup(args, env, cwd)
+    except ExecError as e:
+        _fail(sync, str(e), e.code)
+    apply_identity(process, seccomp)
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        _fail(sync, f"chdir to cwd ({cwd!r}) set in config.json failed: {os.strerror(e.errno or 0)}", 126)
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+    envd: dict[str, str] = {}
+    for item in env:
+        k, _, v = item.partition("=")
+        envd[k] = v
+    try:
+        os.execve(path, args, envd)
+    except OSError as e:
+        code = 127 if e.errno == 2 else 126
+        _fail(sync, f'exec: "{args[0]}": {os.strerror(e.errno or 0).lower()}', code)
+
+
+def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None,
+               fifo_fd: int) -> None:
+    """pid 1 of the new container: root filesystem, identity, wait for start, exec."""
+    from pallet.runtime.process import ExecError, lookup, set_oom_score_adj, set_rlimits
+
+    spec = req["spec"]
+    process = spec.get("process") or {}
+    kinds = {n.get("type") for n in (spec.get("linux") or {}).get("namespaces") or []}
+    os.setsid()
+    if "mount" in kinds:
+        from pallet.runtime.rootfs import setup_rootfs
+
+        setup_rootfs(spec, req["bundle"])
+    if "uts" in kinds and spec.get("hostname"):
+        sc.sethostname(spec["hostname"])
+    if process.get("terminal"):
+        _setup_terminal(req.get("console_socket"), process.get("consoleSize"))
+    set_rlimits(list(process.get("rlimits") or []))
+    set_oom_score_adj(process.get("oomScoreAdj"))
+    cwd = process.get("cwd") or "/"
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, exist_ok=True)
+    try:
+        lookup(list(process.get("args") or []), list(process.get("env") or []), cwd)
+    except ExecError as e:
+        _fail(sync, str(e), e.code)
+    _send(sync, "ready")
+    if fifo_fd >= 0:
+        w = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(w, b"0")
+        os.close(w)
+        os.close(fifo_fd)
+    _exec(process, sync, seccomp)
+
+
+def main() -> None:
+    req_fd, sync = int(sys.argv[1]), int(sys.argv[2])
+    try:
+        req = _read_request(req_fd)
+        os.set_inheritable(sync, False)
+        mode = req.get("mode", "create")
+        spec = req.get("spec") or {}
+        linux = spec.get("linux") or {}
+        process: dict[str, Any] = dict(
+            (req.get("process") if mode == "exec" else spec.get("process")) or {}
+        )
+        seccomp = req.get("seccomp")  # (program, flags), compiled by the caller
+        namespaces = _ordered(list(linux.get("namespaces") or []))
+        if mode == "exec":
+            _enter_namespaces(namespaces, int(req["pid"]))
+            flags = 0
+        else:
+            flags = _enter_namespaces(namespaces, None)
+        fifo_fd = -1
+        if mode == "create" and req.get("fifo"):
+            fifo_fd = os.open(req["fifo"], os.O_PATH | os.O_CLOEXEC)
+        if flags:
+            sc.unshare(flags)
+    except Exception as e:  # noqa: BLE001 - reported to the caller as one line
+        _fail(sync, f"container init: {e}", 1)
+    pid = os.fork()
+    if pid:
+        _send(sync, f"pid {pid}")
+        os._exit(0)
+    try:
+        if mode == "exec":
+            os.setsid()
+            if process.get("terminal"):
+                _setup_terminal(req.get("console_socket"), process.get("consoleSize"))
+            from pallet.runtime.process import set_rlimits
+
+            set_rlimits(list(process.get("rlimits") or []))
+            _exec(process, sync, seccomp)
+        else:
+            _container(req, sync, seccomp, fifo_fd)
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        msg = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.filename else str(e)
+        _fail(sync, f"container init: {msg}", 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""pallet's own OCI runtime: the runc verbs as methods, state under ``state_root/<id>``.
+
+``create`` re-executes :mod:`pallet.runtime.init` (no Python work between fork
+and exec in the caller), sends it the request over a pipe and waits until the
+container's pid 1 is set up and blocked on its exec FIFO.  See
+:mod:`pallet.runtime.base` for who reaps the container's process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import marshal
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pallet.errors import CommandCannotRun, CommandNotFound, ContainerNotFound, RuntimeFailure
+from pallet.runtime.base import State
+
+# The init runs without site (-S): it finds pallet through the path of this very package.
+_SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INIT_CODE = f"import sys; sys.path.insert(0, {_SRC!r}); from pallet.runtime.init import main; main()"
+INIT_ARGV = [sys.executable, "-S", "-E", "-s", "-c", INIT_CODE]
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rfind(b")") + 2 :].split()[19])
+
+
+def _raise_for(msg: dict[str, Any], what: str) -> None:
+    code = int(msg.get("code", 1))
+    text = str(msg.get("error", "unknown error"))
+    if code == 127:
+        raise CommandNotFound(f"failed to {what}: {text}")
+    if code == 126:
+        raise CommandCannotRun(f"failed to {what}: {text}")
+    raise RuntimeFailure(f"OCI runtime {what} failed: {text}")
+
+
+class PalletRuntime:
+    name = "pallet"
+
+    def __init__(self, state_root: Path) -> None:
+        self.root = Path(state_root)
+        self._sync: dict[str, int] = {}  # id -> read end of the sync pipe, kept until start
+
+    # -- helpers -----------------------------------------------------------
+
+    def _dir(self, id: str) -> Path:
+        if not id or "/" in id or id in (".", ".."):
+            raise RuntimeFailure(f"invalid container id {id!r}")
+        return self.root / id
+
+    def _load(self, id: str) -> dict[str, Any]:
+        try:
+            with open(self._dir(id) / "state.json") as f:
+                return dict(json.load(f))
+        except FileNotFoundError:
+            raise ContainerNotFound(id) from None
+
+    def _save(self, id: str, st: dict[str, Any]) -> None:
+        d = self._dir(id)
+        tmp = d / "state.json.tmp"
+        with open(tmp, "w") as f:
+            json.dump(st, f)
+        os.replace(tmp, d / "state.json")
+
+    def _spawn(self, req: dict[str, Any], stdin: int | None, stdout: int | None,
+               stderr: int | None) -> tuple[int, int]:
+        """Start the init with ``req``; (init pid, read end of the sync pipe)."""
+        req_r, req_w = os.pipe()
+        sync_r, sync_w = os.pipe()
+        os.set_inheritable(req_r, True)
+        os.set_inheritable(sync_w, True)
+        actions = []
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            if fd is not None and fd != target:
+                actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+        try:
+            pid = os.posix_spawn(
+                INIT_ARGV[0], [*INIT_ARGV, str(req_r), str(sync_w)], _init_env(),
+                file_actions=actions, setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM),
+            )
+        finally:
+            os.close(req_r)
+            os.close(sync_w)
+        # Join the init to the container's cgroup here, while it is still starting Python:
+        # a migration on cgroup v1 waits for RCU grace periods (~15 ms a hierarchy here).
+        # The init reads the request only after this, so it forks nothing before.
+        try:
+            _join(pid, req.pop("cgroup_procs", None) or [])
+        except OSError as e:
+            os.close(req_w)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(sync_r)
+            raise RuntimeFailure(f"OCI runtime create failed: joining the cgroup: {e}") from None
+        data = marshal.dumps(req)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(req_w, view)
+                view = view[n:]
+        except BrokenPipeError:
+            pass
+        finally:
+            os.close(req_w)
+        return pid, sync_r
+
+    @staticmethod
+    def _read_msg(fd: int) -> dict[str, Any] | None:
+        """One line of the init's: ``pid N``, ``ready`` or ``error CODE MESSAGE``; None at EOF."""
+        buf = b""
+        while not buf.endswith(b"\n"):
+            b = os.read(fd, 1)
+            if not b:
+                break
+            buf += b
+        if not buf:
+            return None
+        word, _, rest = buf.decode(errors="replace").strip().partition(" ")
+        if word == "pid":
+            return {"pid": int(rest)}
+        if word == "ready":
+            return {"ready": True}
+        code, _, text = rest.partition(" ")
+        return {"error": text, "code": int(code) if code.lstrip("-").isdigit() else 1}
+
+    # -- verbs ------------------------------------------------------------
+
+    def create(self, id: str, bundle: str | Path, *, stdin: int | None = None,
+               stdout: int | None = None, stderr: int | None = None,
+               console_socket: str | None = None, pid_file: str | Path | None = None) -> int:
+        d = self._dir(id)
+        try:
+            d.mkdir(parents=True)
+        except FileExistsError:
+            raise RuntimeFailure(f"container with id {id} already exists") from None
+        try:
+            return self._create(id, d, Path(bundle).absolute(), stdin, stdout, stderr,
+                                console_socket, pid_file)
+        except BaseException:
+            self._cleanup(id, d)
+            raise
+
+    def _create(self, id: str, d: Path, bundle: Path, stdin: int | None, stdout: int | None,
+                stderr: int | None, console_socket: str | None,
+                pid_file: str | Path | None) -> int:
+        try:
+            with open(bundle / "config.json") as f:
+                spec = json.load(f)
+        except FileNotFoundError:
+            raise RuntimeFailure(f"bundle {bundle}: config.json not found") from None
+        except ValueError as e:
+            raise RuntimeFailure(f"bundle {bundle}: invalid config.json: {e}") from None
+        fifo = d / "exec.fifo"
+        os.mkfifo(fifo, 0o622)
+        linux = spec.get("linux") or {}
+        cgroup = linux.get("cgroupsPath") or f"/pallet/{id}"
+        req = {
+            "mode": "create",
+            "id": id,
+            "bundle": str(bundle),
+            "spec": spec,
+            "fifo": str(fifo),
+            "cgroup_procs": _make_cgroup(cgroup, linux.get("resources")),
+            "console_socket": console_socket,
+            "seccomp": self._seccomp(linux.get("seccomp")),
+        }
+        self._save(id, {"id": id, "bundle": str(bundle), "pid": 0, "created": _now(),
+                        "cgroup": cgroup, "annotations": spec.get("annotations") or {},
+                        "namespaces": linux.get("namespaces") or []})
+        init_pid, sync = self._spawn(req, stdin, stdout, stderr)
+        try:
+            first = self._read_msg(sync)
+            os.waitpid(init_pid, 0)
+            if first is None or "pid" not in first:
+                _raise_for(first or {"error": "init exited without a word"}, "create container")
+            pid = int(first["pid"])  # type: ignore[index]
+            ready = self._read_msg(sync)
+            if ready is None or not ready.get("ready"):
+                _reap_quietly(pid)
+                _raise_for(ready or {"error": "container init exited during set-up"}, "create container")
+        except BaseException:
+            os.close(sync)
+            raise
+        st = self._load(id)
+        st.update(pid=pid, start_time=_start_time(pid))
+        self._save(id, st)
+        self._sync[id] = sync
+        if pid_file:
+            tmp = Path(str(pid_file) + ".tmp")
+            tmp.write_text(str(pid))
+            os.replace(tmp, pid_file)
+        return pid
+
+    def start(self, id: str) -> None:
+        st = self._load(id)
+        fifo = self._dir(id) / "exec.fifo"
+        if not fifo.exists():
+            raise RuntimeFailure(f"cannot start a container that has stopped or already started: {id}")
+        if not self._alive(st):
+            raise RuntimeFailure(f"cannot start a container that has stopped: {id}")
+        fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
+        fifo.unlink(missing_ok=True)
+        sync = self._sync.pop(id, None)
+        if sync is not None:
+            try:
+                msg = self._read_msg(sync)
+            finally:
+                os.close(sync)
+            if msg and "error" in msg:
+                _raise_for(msg, "start container")
+
+    def _seccomp(self, spec: dict[str, Any] | None) -> tuple[bytes, int] | None:
+        """The filter compiled here (the init has no libseccomp after pivot_root); cached."""
+        if not spec:
+            return None
+        from pallet.runtime import seccomp
+
+        prepared = seccomp.prepare(spec, cache_dir=str(self.root / ".seccomp"))
+        return None if prepared is None else (prepared.program, prepared.flags)
+
+    def _alive(self, st: dict[str, Any]) -> bool:
+        pid = int(st.get("pid") or 0)
+        return pid > 0 and _start_time(pid) == int(st.get("start_time") or -1)
+
+    def _status(self, id: str, st: dict[str, Any]) -> str:
+        if not st.get("pid"):
+            return "creating"
+        if not self._alive(st):
+            return "stopped"
+        if (self._dir(id) / "exec.fifo").exists():
+            return "created"
+        try:
+            from pallet.runtime import cgroups
+
+            m = cgroups.manager(st["cgroup"])
+            if getattr(m, "frozen", None) and m.frozen():  # type: ignore[attr-defined]
+                return "paused"
+        except Exception:  # noqa: BLE001 - a state query never fails on the freezer
+            pass
+        if (self._dir(id) / "paused").exists():
+            return "paused"
+        return "running"
+
+    def state(self, id: str) -> dict[str, Any]:
+        st = self._load(id)
+        status = self._status(id, st)
+        return State(
+            id=id, status=status, pid=int(st.get("pid") or 0) if status != "stopped" else 0,
+            bundle=st.get("bundle", ""), created=st.get("created", ""),
+            annotations=dict(st.get("annotations") or {}),
+        ).to_dict()
+
+    def list(self) -> list[dict[str, Any]]:
+        if not self.root.exists():
+            return []
+        out = []
+        for d in sorted(self.root.iterdir()):
+            if (d / "state.json").exists():
+                try:
+                    out.append(self.state(d.name))
+                except ContainerNotFound:
+                    continue
+        return out
+
+    def kill(self, id: str, sig: int | str = signal.SIGTERM, all: bool = False) -> None:
+        st = self._load(id)
+        signum = _signum(sig)
+        if not self._alive(st):
+            raise RuntimeFailure("container not running")
+        if all:
+            from pallet.runtime import cgroups
+
+            for p in cgroups.manager(st["cgroup"]).pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signum)
+            return
+        try:
+            os.kill(int(st["pid"]), signum)
+        except ProcessLookupError:
+            raise RuntimeFailure("container not running") from None
+
+    def delete(self, id: str, force: bool = False) -> None:
+        d = self._dir(id)
+        st = self._load(id)
+        if self._alive(st):
+            status = self._status(id, st)
+            if status not in ("created",) and not force:
+                raise RuntimeFailure(f"cannot delete container {id} that is not stopped: {status}")
+            self._kill_all(st)
+        self._cleanup(id, d, st)
+
+    def _kill_all(self, st: dict[str, Any]) -> None:
+        from pallet.runtime import cgroups
+
+        m = cgroups.manager(st["cgroup"])
+        with contextlib.suppress(Exception):
+            m.thaw()
+        pid = int(st.get("pid") or 0)
+        for p in {pid, *m.pids()}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (self._alive(st) or m.pids()):
+            _reap_quietly(pid)
+            time.sleep(0.005)
+
+    def _cleanup(self, id: str, d: Path, st: dict[str, Any] | None = None) -> None:
+        sync = self._sync.pop(id, None)
+        if sync is not None:
+            os.close(sync)
+        cg = (st or {}).get("cgroup")
+        if cg:
+            from pallet.runtime import cgroups
+
+            with contextlib.suppress(Exception):  # removal is retried by the next delete
+                cgroups.manager(cg).destroy()
+        for name in ("exec.fifo", "state.json", "state.json.tmp", "paused"):
+            (d / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+    def pause(self, id: str) -> None:
+        st = self._load(id)
+        if not self._alive(st):
+            raise RuntimeFailure("container not running")
+        from pallet.runtime import cgroups
+
+        cgroups.manager(st["cgroup"]).freeze()
+        (self._dir(id) / "paused").touch()
+
+    def resume(self, id: str) -> None:
+        st = self._load(id)
+        from pallet.runtime import cgroups
+
+        cgroups.manager(st["cgroup"]).thaw()
+        (self._dir(id) / "paused").unlink(missing_ok=True)
+
+    def exec(self, id: str, process: dict[str, Any], *, stdin: int | None = None,
+             stdout: int | None = None, stderr: int | None = None,
+             console_socket: str | None = None, detach: bool = False) -> int:
+        st = self._load(id)
+        if not self._alive(st) or (self._dir(id) / "exec.fifo").exists():
+            raise RuntimeFailure(f"cannot exec in a stopped or not yet started container: {id}")
+        with open(Path(st["bundle"]) / "config.json") as f:
+            spec = json.load(f)
+        linux = spec.get("linux") or {}
+        req = {
+            "mode": "exec",
+            "id": id,
+            "pid": int(st["pid"]),
+            "spec": {"linux": {"namespaces": linux.get("namespaces") or []}},
+            "process": process,
+            "cgroup_procs": _cgroup_procs(st.get("cgroup")),
+            "console_socket": console_socket,
+            "seccomp": self._seccomp(linux.get("seccomp")),
+        }
+        init_pid, sync = self._spawn(req, stdin, stdout, stderr)
+        try:
+            first = self._read_msg(sync)
+            os.waitpid(init_pid, 0)
+            if first is None or "pid" not in first:
+                _raise_for(first or {"error": "exec init exited without a word"}, "exec")
+            pid = int(first["pid"])  # type: ignore[index]
+            msg = self._read_msg(sync)  # EOF once the process has exec'd
+            if msg and "error" in msg:
+                _reap_quietly(pid)
+                _raise_for(msg, "exec")
+        finally:
+            os.close(sync)
+        return pid
+
+
+def _cgroup_manager(path: str) -> Any:
+    from pallet.runtime import cgroups
+
+    return cgroups.manager(path)
+
+
+def _procs_files(m: Any) -> list[str]:
+    dirs = set(m.dirs.values()) if hasattr(m, "dirs") else {m.dir}
+    return sorted(os.path.join(d, "cgroup.procs") for d in dirs)
+
+
+def _make_cgroup(path: str, resources: dict[str, Any] | None) -> list[str]:
+    """Create the container's cgroup, apply its limits; the cgroup.procs files the init joins."""
+    m = _cgroup_manager(path)
+    m.create()
+    if resources:
+        m.apply(resources)
+    return _procs_files(m)
+
+
+def _cgroup_procs(path: str | None) -> list[str]:
+    if not path:
+        return []
+    m = _cgroup_manager(path)
+    return [f for f in _procs_files(m) if os.path.exists(f)]
+
+
+def _join(pid: int, procs_files: list[str]) -> None:
+    me = str(pid)
+    for path in procs_files:
+        with open(path, "w") as f:
+            f.write(me)
+
+
+def _reap_quietly(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _signum(sig: int | str) -> int:
+    if isinstance(sig, int):
+        return sig
+    s = sig.strip().upper()
+    if s.isdigit():
+        return int(s)
+    if not s.startswith("SIG"):
+        s = "SIG" + s
+    try:
+        return int(signal.Signals[s])
+    except KeyError:
+        raise RuntimeFailure(f"invalid signal: {sig}") from None
+
+
+def _init_env() -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    return env
