@@ -145,3 +145,31 @@ def test_platform_selection() -> None:
     assert select(idx, Platform("arm64", "linux", "v8")).digest.startswith("sha256:4")
     with pytest.raises(Exception, match="no matching manifest for linux/s390x"):
         select(idx, Platform("s390x", "linux"))
+
+
+def test_login_through_a_credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``credsStore`` in pallet's file, secrets go to the helper, not the file."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    vault = tmp_path / "vault.json"
+    helper = bindir / "docker-credential-vault"
+    helper.write_text(f"""#!/bin/sh
+case "$1" in
+  store) cat > {vault} ;;
+  get) read server; [ -f {vault} ] && cat {vault} || {{ echo "credentials not found"; exit 1; }} ;;
+  erase) rm -f {vault} ;;
+esac
+""")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"credsStore": "vault"}))
+    store = AuthStore(auth, tmp_path / "none.json")
+    store.store("reg.example:5000", Credentials("u", "secret-pw"))
+    saved = json.loads(auth.read_text())
+    assert saved["auths"] == {"reg.example:5000": {}}
+    assert "secret-pw" not in auth.read_text()
+    assert json.loads(vault.read_text())["Secret"] == "secret-pw"
+    assert store.get("reg.example:5000") == Credentials("u", "secret-pw")
+    assert store.remove("reg.example:5000")
+    assert not vault.exists()

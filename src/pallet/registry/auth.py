@@ -139,6 +139,24 @@ def helper_get(helper: str, server: str, timeout: float = 30) -> Credentials:
     return Credentials(user, secret)
 
 
+def helper_run(helper: str, action: str, data: str, timeout: float = 30) -> None:
+    """``docker-credential-<helper> store|erase`` with ``data`` on stdin."""
+    from pallet.errors import Unavailable
+
+    prog = shutil.which(f"docker-credential-{helper}")
+    if prog is None:
+        raise Unavailable(f"docker-credential-{helper}: executable file not found in $PATH")
+    try:
+        p = subprocess.run([prog, action], input=data.encode(), capture_output=True,
+                           timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Unavailable(f"docker-credential-{helper} {action}: {e}") from None
+    if p.returncode != 0:
+        out = (p.stdout or p.stderr).decode(errors="replace").strip().splitlines()
+        raise Unavailable(f"docker-credential-{helper} {action}: "
+                          f"{out[0] if out else f'exit status {p.returncode}'}")
+
+
 class AuthStore:
     """Reads and writes credentials; pallet's file first, then Docker's."""
 
@@ -167,9 +185,25 @@ class AuthStore:
                     return creds
         return ANONYMOUS
 
+    def _helper_for(self, cfg: dict[str, Any], domain: str) -> str:
+        helpers = cfg.get("credHelpers") or {}
+        return str(helpers.get(domain) or helpers.get(auth_key(domain)) or cfg.get("credsStore")
+                   or "")
+
     def store(self, domain: str, creds: Credentials) -> None:
+        """Save credentials: through the credential helper pallet's file names (an empty
+        ``auths`` entry marks the server, as Docker does), else base64 in the file."""
         cfg = _read_json(self.path)
         auths = cfg.setdefault("auths", {})
+        helper = self._helper_for(cfg, domain)
+        if helper:
+            user = "<token>" if creds.identity_token else creds.username
+            secret = creds.identity_token or creds.password
+            helper_run(helper, "store", json.dumps(
+                {"ServerURL": auth_key(domain), "Username": user, "Secret": secret}))
+            auths[auth_key(domain)] = {}
+            self._write(cfg)
+            return
         entry: dict[str, Any] = {
             "auth": base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
         }
@@ -183,6 +217,9 @@ class AuthStore:
         cfg = _read_json(self.path)
         auths = cfg.get("auths") or {}
         keys = [k for k in auths if k == auth_key(domain) or normalize_server(k) == domain]
+        helper = self._helper_for(cfg, domain)
+        if helper and keys:
+            helper_run(helper, "erase", auth_key(domain))
         for k in keys:
             del auths[k]
         if keys:
