@@ -179,3 +179,32 @@ def test_remove_unused(pallet_root: Path) -> None:
     removed = s.snapshots.remove_unused(keep)
     assert removed == chain_ids(list(b.config.diff_ids))
     assert s.snapshots.list() == sorted(keep)
+
+
+def test_kill_9_mid_unpack_then_ensure(pallet_root: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    s = new_store(pallet_root)
+    big = tar_of({f"d/f{i}": os.urandom(200_000) for i in range(400)}, dirs=("d",))
+    img = make_image(s, [big], "big:1")
+    code = (
+        "import sys; from pathlib import Path; from pallet.store import Store;"
+        "s=Store(Path(sys.argv[1])); s.snapshots.ensure(s.images.get('big:1'))"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(pallet_root / "store")])
+    snaps = pallet_root / "store" / "snapshots"
+    deadline = time.monotonic() + 30
+    while True:  # kill it once it has written a few files, long before the 400th
+        done = [f for d in snaps.glob("tmp-*/.fs.unpack-*/d") for f in os.listdir(d)]
+        if len(done) >= 5:
+            break
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.002)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert s.snapshots.list() == []  # nothing half-made is taken for a snapshot
+    (fs,) = s.snapshots.ensure(img)
+    assert len(os.listdir(fs / "d")) == 400
+    assert not [n for n in os.listdir(snaps) if n.startswith("tmp-")]

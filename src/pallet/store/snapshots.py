@@ -103,6 +103,9 @@ class SnapshotStore:
 
             raise BlobNotFound(digest)
         self.root.mkdir(parents=True, exist_ok=True)
+        # we hold this chain's lock: any other temporary dir of it was left by a killed unpacker
+        for stale in self.root.glob(f"tmp-{encoded(chain)[:16]}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = self.root / f"tmp-{encoded(chain)[:16]}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
