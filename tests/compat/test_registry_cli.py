@@ -369,3 +369,21 @@ def test_imported_image_pushed_and_run_by_docker(dockerd: Any, plain: RunningReg
         assert dockerd.docker("run", "--rm", "--network", "none", name).stdout == b"imported 2\n"
     finally:
         dockerd.docker("rmi", "-f", name, check=False)
+
+
+@pytest.mark.skipif(not busybox_available(), reason="needs busybox-static")
+def test_save_repository_without_tag_saves_all_its_tags(pallet: Pallet, tmp_path: Path) -> None:
+    from tests.support.images import make_busybox_tar
+
+    tar = str(make_busybox_tar(tmp_path / "bb.tar"))
+    iid = pallet.ok("import", tar, "repo-a:1").strip()
+    pallet.ok("tag", "repo-a:1", "repo-a:2")
+    pallet.ok("import", "--change", "ENV X=1", tar, "repo-b:1")
+    out = tmp_path / "a.tar"
+    assert pallet("save", "-o", str(out), "repo-a").rc == 0
+    with tarfile.open(out) as tf:
+        f = tf.extractfile("manifest.json")
+        assert f is not None
+        manifest = json.loads(f.read())
+    assert [m["RepoTags"] for m in manifest] == [["repo-a:1", "repo-a:2"]]
+    assert manifest[0]["Config"] == iid.split(":")[1] + ".json"

@@ -289,6 +289,10 @@ def _save_items(config: Config, names: list[str]) -> list[Any]:
     blobs, images = stores(config)
     items: list[SaveItem] = []
     for name in names:
+        repo_items = _repository_items(blobs, images, name)
+        if repo_items:
+            items += repo_items
+            continue
         image = images.get(name)
         data, media_type = _manifest_bytes(blobs, image)
         tags: tuple[str, ...] = ()
@@ -302,6 +306,30 @@ def _save_items(config: Config, names: list[str]) -> list[Any]:
                 tags = (ref.familiar(),)
         items.append(SaveItem(Manifest.from_json(data, media_type), data, media_type, tags))
     return items
+
+
+def _repository_items(blobs: Any, images: Any, name: str) -> list[Any]:
+    """``save REPO`` without a tag: every tagged image of that repository, as Docker."""
+    from pallet.errors import InvalidReference
+    from pallet.store.archive import SaveItem
+
+    try:
+        ref = parse(name, default_tag=False)
+    except InvalidReference:
+        return []
+    if ref.tag or ref.digest:
+        return []
+    by_image: dict[str, tuple[Any, list[str]]] = {}
+    for img in images.list():
+        for r in img.references:
+            if r.repository == ref.repository and r.tag and not r.digest:
+                by_image.setdefault(img.id, (img, []))[1].append(r.familiar())
+    out = []
+    for img, tags in by_image.values():
+        data, media_type = _manifest_bytes(blobs, img)
+        out.append(SaveItem(Manifest.from_json(data, media_type), data, media_type,
+                            tuple(sorted(tags))))
+    return out
 
 
 def save(config: Config, names: list[str], output: str = "", fmt: str = "docker-archive",
