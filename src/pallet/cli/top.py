@@ -28,6 +28,26 @@ def container_pids(init_pid: int) -> list[int]:
     return sorted(out)
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(e))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return sorted(out)
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
                short_help="Display the running processes of a container")
 @click.argument("container")
@@ -41,7 +61,9 @@ def top(config: Config, container: str, ps_args: tuple[str, ...]) -> int:
     c = ContainerService(config).get(container)
     if not c.state.running or not c.state.pid:
         raise Conflict(f"container {c.id} is not running")
-    pids = set(container_pids(c.state.pid))
+    # a VM's processes on the host are its shim and what it started (QEMU, virtiofsd);
+    # the shim shares the host's pid namespace, so the namespace would show everything
+    pids = set(descendants(c.state.pid) if c.spec.runtime == "vm" else container_pids(c.state.pid))
     args = list(ps_args) or ["-ef"]
     p = subprocess.run(["ps", *args], capture_output=True, text=True)
     if p.returncode != 0:
