@@ -142,10 +142,7 @@ def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
 
 def write_bundle(svc: ContainerService, c: Container, rootfs: Path) -> Path:
     from pallet.engine.users import resolve_in_rootfs
-    try:
-        from pallet.oci.spec import default_spec  # type: ignore[import-not-found]
-    except ImportError:
-        from pallet.engine.spec_fallback import default_spec
+    from pallet.oci.spec import default_spec
 
     user = resolve_in_rootfs(c.spec.user, rootfs)
     hostname = hostname_of(c)
@@ -324,7 +321,7 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
 
 
 def _runtime_log_error(c: Container) -> str:
-    from pallet.engine.runc_cli import _last_error
+    from pallet.runtime.oci_cli import _last_error
 
     msg = _last_error(c.dir / "runtime.log")
     return f"OCI runtime create failed: {msg}" if msg else ""

@@ -47,18 +47,11 @@ def open_runtime(config: Config, name: str) -> Any:
         from pallet.vm.runtime import VMRuntime
 
         return VMRuntime(config)
-    try:
-        from pallet.runtime import get_runtime  # type: ignore[attr-defined]
-    except ImportError:
-        get_runtime = None
-    if get_runtime is not None:
-        return get_runtime(name, state_root(config, name))
-    from pallet.engine.runc_cli import CliRuntime
+    from pallet.runtime import get_runtime
 
-    argv = runtime_argv(config, name)
-    if argv is None:
+    if runtime_argv(config, name) is None:
         raise InvalidArgument(f"unknown or invalid runtime name: {name}")
-    return CliRuntime(argv[:1], state_root(config, name))
+    return get_runtime(name, state_root(config, name))
 
 
 def runtime_argv(config: Config, name: str) -> list[str] | None:

@@ -123,11 +123,9 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
     """Install a classic BPF seccomp filter: ``program`` is its ``struct sock_filter``
     array (8 bytes an instruction), as libseccomp exports it."""
     import ctypes
-    import platform
-
-    nr = _SYS_SECCOMP.get(platform.machine())
-    if nr is None:
-        raise OSError(38, f"seccomp: unknown syscall number on {platform.machine()}")
+    # no platform module: this runs in a container init after pivot_root, with only
+    # what is already imported
+    nr = _syscall_nr(_SYS_SECCOMP, "seccomp")
     if not program or len(program) % 8:
         raise ValueError("a seccomp program is a non-empty array of 8-byte instructions")
 
@@ -150,11 +148,7 @@ BPF_CGROUP_DEVICE = 6
 
 def _bpf(cmd: int, attr: bytes, what: str) -> int:
     import ctypes
-    import platform
-
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        raise OSError(38, f"bpf: unknown syscall number on {platform.machine()}")
+    nr = _syscall_nr(_SYS_BPF, "bpf")
     buf = ctypes.create_string_buffer(attr, len(attr))
     return _check(libc().syscall(nr, cmd, buf, len(attr)), what)
 

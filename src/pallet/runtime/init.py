@@ -153,6 +153,12 @@ def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None
     process = spec.get("process") or {}
     kinds = {n.get("type") for n in (spec.get("linux") or {}).get("namespaces") or []}
     os.setsid()
+    if process.get("terminal"):
+        # after pivot_root nothing more can be imported: load what the terminal needs now
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
     if "mount" in kinds:
         from pallet.runtime.rootfs import setup_rootfs
 

@@ -1,14 +1,12 @@
-"""Docker's default OCI spec, for when the runtime package's builder is not installed."""
+"""Docker's default OCI runtime spec (config.json) for a container: a pure builder."""
 
 from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
+from pallet.oci.capabilities import DOCKER_DEFAULT
+
+DEFAULT_CAPS = list(DOCKER_DEFAULT)
 MASKED = [
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",

@@ -1,7 +1,5 @@
-"""A runc-compatible runtime driven through its command line (runc, crun, pallet-runtime).
-
-Used when the runtime package offers no in-process implementation for a name.
-"""
+"""A runc-compatible runtime driven through its command line (runc, crun, or any binary
+that answers runc's verbs and flags)."""
 
 from __future__ import annotations
 
@@ -14,9 +12,15 @@ from typing import Any
 from pallet.errors import CommandCannotRun, CommandNotFound, ContainerNotFound, RuntimeFailure
 
 
-class CliRuntime:
-    def __init__(self, argv: list[str], state_root: Path) -> None:
-        self.argv = argv
+class OCICLIRuntime:
+    def __init__(self, name: str, state_root: Path) -> None:
+        import shutil
+
+        path = name if os.path.isabs(name) else shutil.which(name)
+        if not path:
+            raise RuntimeFailure(f"OCI runtime {name!r} not found in $PATH")
+        self.name = name
+        self.argv = [path]
         self.root = state_root
 
     def _run(self, *args: str, stdin: Any = None, stdout: Any = None, stderr: Any = None,

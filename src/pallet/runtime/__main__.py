@@ -1,0 +1,3 @@
+from pallet.runtime.cli import main
+
+main()
