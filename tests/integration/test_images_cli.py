@@ -163,3 +163,17 @@ def test_export_of_a_container(pallet: Pallet, busybox_image: str, tmp_path: Pat
         assert data
     finally:
         pallet("rm", "-f", "exp1")
+
+
+def test_prune_filters(pallet: Pallet, busybox_tar: Path) -> None:
+    pallet.ok("import", str(busybox_tar), "keep:1", "-c", "LABEL keep=yes")
+    pallet.ok("import", str(busybox_tar), "drop:1")
+    # everything is younger than an hour: "until=1h" protects it all
+    assert pallet.ok("image", "prune", "-a", "-f", "--filter", "until=1h") == "Total reclaimed space: 0B\n"
+    out = pallet.ok("image", "prune", "-a", "-f", "--filter", "label!=keep=yes")
+    assert "untagged: drop:1" in out and "keep:1" not in out
+    assert pallet.ok("images", "--format", "{{.Repository}}") == "keep\n"
+    r = pallet("image", "prune", "-f", "--filter", "colour=red")
+    assert r.rc == 125 and "invalid filter 'colour'" in r.err
+    r = pallet("image", "prune", "-f", "--filter", "until=yesterday")
+    assert r.rc == 125 and "invalid filter 'until=yesterday'" in r.err

@@ -25,7 +25,7 @@ def image_prune(config: Config, all_: bool, force: bool, filters: tuple[str, ...
         click.echo(f"WARNING! This will remove {what}.")
         if not click.confirm("Are you sure you want to continue?", default=False, prompt_suffix=" "):
             return
-    r = ImageService(config).prune(all_=all_)
+    r = ImageService(config).prune(all_=all_, filters=list(filters))
     if r.deleted:
         click.echo("Deleted Images:")
         for line in r.deleted:

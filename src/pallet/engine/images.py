@@ -220,14 +220,18 @@ class ImageService:
             self.gc(_blobs_of(img))
         return RemoveResult(tuple(untagged), (img.id,))
 
-    def prune(self, all_: bool = False) -> PruneResult:
-        """Dangling images (all unused ones with ``all_``) not used by a container."""
+    def prune(self, all_: bool = False, filters: builtins.list[str] | None = None) -> PruneResult:
+        """Dangling images (all unused ones with ``all_``) not used by a container.
+
+        ``filters``: ``until=<duration|timestamp>``, ``label=k[=v]``, ``label!=k[=v]``.
+        """
+        keep = _prune_filter(filters or [])
         used = _containers_using(self.config)
         before = self.disk_usage_bytes()
         lines: builtins.list[str] = []
         cands: set[str] = set()
         for img in self.store.images.list():
-            if img.id in used:
+            if img.id in used or keep(img):
                 continue
             if not all_ and not img.dangling:
                 continue
@@ -303,6 +307,61 @@ class ImageService:
             "ImageList": images,
             "ContainersUsing": used,
         }
+
+
+def _epoch(ts: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp (nanoseconds allowed)."""
+    import datetime
+    import re
+
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", ts or "")
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.datetime.fromisoformat(m.group(1) + frac + tz).timestamp()
+
+
+def _parse_until(value: str) -> float:
+    """Docker's ``until``: a Go duration (``24h``, ``90m``) before now, or a timestamp."""
+    import re
+
+    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+    if value and m and any(m.groups()):
+        h, mi, se = (float(x or 0) for x in m.groups())
+        return time.time() - (h * 3600 + mi * 60 + se)
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    t = _epoch(value) or _epoch(value + "T00:00:00Z")
+    if t is None:
+        raise InvalidArgument(f"invalid filter 'until={value}'")
+    return t
+
+
+def _prune_filter(filters: builtins.list[str]) -> Any:
+    """A predicate: True for images the filters protect from pruning."""
+    checks = []
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
+        if key == "until":
+            cutoff = _parse_until(value)
+            checks.append(lambda img, c=cutoff: (_epoch(img.created) or 0) >= c)
+        elif key in ("label", "label!"):
+            k, _, v = value.partition("=")
+
+            def has(img: Image, k: str = k, v: str = v) -> bool:
+                labels = img.config.config.labels
+                return k in labels and (not v or labels[k] == v)
+
+            if key == "label":
+                checks.append(lambda img, h=has: not h(img))
+            else:
+                checks.append(has)
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return lambda img: any(c(img) for c in checks)
 
 
 def _blobs_of(img: Image) -> set[str]:
