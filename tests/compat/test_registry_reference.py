@@ -217,3 +217,19 @@ def test_bearer_token_auth(tmp_path: Path) -> None:
         with Registry(r.host) as reg:  # anonymous pull is allowed
             got = pull(reg, ref, DirSink(tmp_path / "dst"))
             assert got.manifest_digest == of_bytes(data)
+
+
+def test_single_platform_image_must_match_platform(plain: RunningRegistry, tmp_path: Path) -> None:
+    src = DirSink(tmp_path / "src")
+    data, media = make_image(src, "plat", arch="amd64")
+    ref = parse(f"{plain.host}/plat/img:v1")
+    with Registry(plain.host) as reg:
+        push(reg, ref, src, data, media)
+        dst = DirSink(tmp_path / "dst")
+        with pytest.raises(Exception, match="does not match the specified platform: wanted "
+                                            "linux/arm64/v8, actual: linux/amd64"):
+            pull(reg, ref, dst, platform=Platform("arm64", "linux", "v8"))
+        man = Manifest.from_json(data)
+        assert not any(dst.has(d.digest) for d in man.layers)  # stopped before the layers
+        got = pull(reg, ref, dst, platform=Platform("amd64", "linux"))
+        assert got.manifest_digest == of_bytes(data)

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pallet.errors import DigestMismatch, InvalidData
+from pallet.errors import DigestMismatch, InvalidData, NotFound
 from pallet.oci import digest as dg
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor, Index, Manifest, Platform, sniff_media_type
@@ -43,6 +43,8 @@ class BlobSink(Protocol):
 
     def writer(self, expected_digest: str,
                expected_size: int | None = None) -> AbstractContextManager[Any]: ...
+
+    def read(self, digest: str) -> bytes: ...
 
 
 def short_id(digest: str) -> str:
@@ -194,6 +196,22 @@ def _why(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
 
 
+def _check_platform(sink: BlobSink, config_digest: str, want: Platform, ref: Reference) -> None:
+    import json
+
+    from pallet.registry.platform import matches
+
+    try:
+        cfg = json.loads(sink.read(config_digest))
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryInvalidData(f"invalid image config {config_digest}") from None
+    have = Platform(architecture=str(cfg.get("architecture") or ""), os=str(cfg.get("os") or ""),
+                    variant=str(cfg.get("variant") or ""))
+    if not matches(have, want):
+        raise NotFound(f"image with reference {ref.familiar()} was found but does not match the "
+                       f"specified platform: wanted {want}, actual: {have}")
+
+
 def pull(reg: Registry, ref: Reference, sink: BlobSink, *, platform: Platform | None = None,
          progress: Progress | None = None) -> Pulled:
     """Fetch everything ``ref`` needs into ``sink``; the caller records the image."""
@@ -203,25 +221,28 @@ def pull(reg: Registry, ref: Reference, sink: BlobSink, *, platform: Platform | 
     for d in manifest.layers:
         if d.urls and d.media_type == mt.DOCKER_LAYER_FOREIGN:
             raise InvalidData(f"foreign layer {d.digest} is not supported")
-    blobs = [manifest.config, *manifest.layers]
-    seen: set[str] = set()
+    # the config first (small): a single-platform image must match --platform
+    config_new = not sink.has(manifest.config.digest)
+    if config_new:
+        fetch_blob(reg, ref.path, manifest.config, sink)
+    if platform is not None and index is None:
+        _check_platform(sink, manifest.config.digest, platform, ref)
+    seen: set[str] = {manifest.config.digest}
     todo: list[Descriptor] = []
-    existing: list[str] = []
-    for d in blobs:
+    existing: list[str] = [] if config_new else [manifest.config.digest]
+    for d in manifest.layers:
         if d.digest in seen:
             continue
         seen.add(d.digest)
         if sink.has(d.digest):
             existing.append(d.digest)
-            if d is not manifest.config:
-                progress.status(short_id(d.digest), "Already exists")
+            progress.status(short_id(d.digest), "Already exists")
         else:
             todo.append(d)
-            if d is not manifest.config:
-                progress.status(short_id(d.digest), "Pulling fs layer")
+            progress.status(short_id(d.digest), "Pulling fs layer")
+
     def one(d: Descriptor, cancel: threading.Event) -> None:
-        fetch_blob(reg, ref.path, d, sink,
-                   progress if d is not manifest.config else NullProgress(), cancel=cancel)
+        fetch_blob(reg, ref.path, d, sink, progress, cancel=cancel)
 
     run_all(one, todo, reg.options.max_workers, "pull")
     for d in manifest.layers:
@@ -235,6 +256,7 @@ def pull(reg: Registry, ref: Reference, sink: BlobSink, *, platform: Platform | 
         media_type=man.media_type,
         manifest=manifest,
         index=index,
-        downloaded=tuple(d.digest for d in todo),
+        downloaded=tuple(d.digest for d in todo) + ((manifest.config.digest,) if config_new
+                                                     else ()),
         existing=tuple(existing),
     )
