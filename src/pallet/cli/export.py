@@ -14,7 +14,7 @@ from pallet.config import Config
 @click.option("-o", "--output", default="", help="Write to a file, instead of STDOUT.")
 @click.pass_obj
 def export(config: Config, container: str, output: str) -> None:
-    from pallet.engine.images import export_container
+    from pallet.engine.image_export import export_container
     from pallet.errors import InvalidArgument
 
     if not output and sys.stdout.isatty():

@@ -10,11 +10,13 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pallet.config import Config
+from pallet.engine.image_filters import matches_reference, prune_filter
+from pallet.engine.image_views import history_rows, inspect_dict
 from pallet.errors import Conflict, ImageNotFound, InvalidArgument, NotFound
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import chain_ids
@@ -144,7 +146,7 @@ class ImageService:
                 want = value.lower() in ("true", "1")
                 images = [i for i in images if i.dangling == want]
             elif key == "reference":
-                images = [i for i in images if _matches_reference(i, value)]
+                images = [i for i in images if matches_reference(i, value)]
             elif key == "label":
                 k, _, v = value.partition("=")
                 images = [
@@ -225,7 +227,7 @@ class ImageService:
 
         ``filters``: ``until=<duration|timestamp>``, ``label=k[=v]``, ``label!=k[=v]``.
         """
-        keep = _prune_filter(filters or [])
+        keep = prune_filter(filters or [])
         used = _containers_using(self.config)
         before = self.disk_usage_bytes()
         lines: builtins.list[str] = []
@@ -309,61 +311,6 @@ class ImageService:
         }
 
 
-def _epoch(ts: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp (nanoseconds allowed)."""
-    import datetime
-    import re
-
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", ts or "")
-    if not m:
-        return None
-    frac = (m.group(2) or ".0")[:7]
-    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
-    return datetime.datetime.fromisoformat(m.group(1) + frac + tz).timestamp()
-
-
-def _parse_until(value: str) -> float:
-    """Docker's ``until``: a Go duration (``24h``, ``90m``) before now, or a timestamp."""
-    import re
-
-    m = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
-    if value and m and any(m.groups()):
-        h, mi, se = (float(x or 0) for x in m.groups())
-        return time.time() - (h * 3600 + mi * 60 + se)
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    t = _epoch(value) or _epoch(value + "T00:00:00Z")
-    if t is None:
-        raise InvalidArgument(f"invalid filter 'until={value}'")
-    return t
-
-
-def _prune_filter(filters: builtins.list[str]) -> Any:
-    """A predicate: True for images the filters protect from pruning."""
-    checks = []
-    for f in filters:
-        key, eq, value = f.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if key == "until":
-            cutoff = _parse_until(value)
-            checks.append(lambda img, c=cutoff: (_epoch(img.created) or 0) >= c)
-        elif key in ("label", "label!"):
-            k, _, v = value.partition("=")
-
-            def has(img: Image, k: str = k, v: str = v) -> bool:
-                labels = img.config.config.labels
-                return k in labels and (not v or labels[k] == v)
-
-            if key == "label":
-                checks.append(lambda img, h=has: not h(img))
-            else:
-                checks.append(has)
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    return lambda img: any(c(img) for c in checks)
-
-
 def _blobs_of(img: Image) -> set[str]:
     return {img.manifest_digest, img.manifest.config.digest, *(x.digest for x in img.manifest.layers)}
 
@@ -392,110 +339,6 @@ def _names_a_reference(img: Image, name: str) -> Reference | None:
         if str(r) == full:
             return r
     return None
-
-
-def _matches_reference(img: Image, pattern: str) -> bool:
-    import fnmatch
-
-    for tag in img.repo_tags:
-        repo, _, t = tag.rpartition(":")
-        if ":" in pattern.rsplit("/", 1)[-1]:
-            if fnmatch.fnmatchcase(tag, pattern):
-                return True
-        elif fnmatch.fnmatchcase(repo, pattern):
-            return True
-    return False
-
-
-def inspect_dict(img: Image) -> dict[str, Any]:
-    c = img.config.config
-    cfg: dict[str, Any] = {
-        "Hostname": "",
-        "Domainname": "",
-        "User": c.user,
-        "AttachStdin": False,
-        "AttachStdout": False,
-        "AttachStderr": False,
-    }
-    if c.exposed_ports:
-        cfg["ExposedPorts"] = {p: {} for p in c.exposed_ports}
-    cfg.update(
-        {
-            "Tty": False,
-            "OpenStdin": False,
-            "StdinOnce": False,
-            "Env": list(c.env) or None,
-            "Cmd": list(c.cmd) if c.cmd is not None else None,
-        }
-    )
-    if c.healthcheck is not None:
-        cfg["Healthcheck"] = c.healthcheck.to_dict()
-    if c.args_escaped:
-        cfg["ArgsEscaped"] = True
-    cfg.update(
-        {
-            "Image": "",
-            "Volumes": {v: {} for v in c.volumes} or None,
-            "WorkingDir": c.working_dir,
-            "Entrypoint": list(c.entrypoint) if c.entrypoint is not None else None,
-            "OnBuild": list(c.on_build) or None,
-            "Labels": dict(c.labels) or None,
-        }
-    )
-    if c.stop_signal:
-        cfg["StopSignal"] = c.stop_signal
-    if c.shell:
-        cfg["Shell"] = list(c.shell)
-    d: dict[str, Any] = {
-        "Id": img.id,
-        "RepoTags": list(img.repo_tags),
-        "RepoDigests": list(img.repo_digests),
-        "Parent": str(img.config.extra.get("parent", "")),
-        "Comment": str(img.config.extra.get("comment", "")),
-        "Created": img.created,
-        "DockerVersion": str(img.config.extra.get("docker_version", "")),
-        "Author": img.config.author,
-        "Config": cfg,
-        "Architecture": img.config.architecture,
-    }
-    if img.config.variant:
-        d["Variant"] = img.config.variant
-    d.update(
-        {
-            "Os": img.config.os,
-            "Size": img.size,
-            "GraphDriver": {"Data": None, "Name": "overlayfs"},
-            "RootFS": {"Type": "layers", "Layers": list(img.config.diff_ids)},
-            "Metadata": {"LastTagTime": img.last_tag_time or "0001-01-01T00:00:00Z"},
-            "Descriptor": {
-                "mediaType": img.manifest.media_type,
-                "digest": img.manifest_digest,
-                "size": len(img.manifest.to_json()),
-            },
-        }
-    )
-    return d
-
-
-def history_rows(img: Image) -> builtins.list[dict[str, Any]]:
-    layers = list(img.manifest.layers)
-    hist = list(img.config.history) or [History(created=img.created) for _ in layers]
-    rows: builtins.list[dict[str, Any]] = []
-    li = 0
-    for h in hist:
-        size = 0
-        if not h.empty_layer and li < len(layers):
-            size = layers[li].size
-            li += 1
-        rows.append(
-            {"Id": "<missing>", "Created": h.created, "CreatedBy": h.created_by,
-             "Size": size, "Comment": h.comment, "Tags": None}
-        )
-    rows.reverse()
-    if rows:
-        rows[0]["Id"] = img.id
-        rows[0]["Tags"] = list(img.repo_tags) or None
-    return rows
 
 
 @contextlib.contextmanager
@@ -545,58 +388,6 @@ class _HttpReader:
         return out
 
 
-__all__ = ["ImageService", "RemoveResult", "PruneResult", "inspect_dict", "history_rows", "replace"]
+__all__ = ["ImageService", "RemoveResult", "PruneResult", "inspect_dict", "history_rows"]
 
 
-def export_container(config: Config, name: str, out: BinaryIO) -> None:
-    """Write a container's merged filesystem (image layers + its changes) as a tar stream."""
-    import shutil
-    import subprocess
-
-    from pallet.errors import Unavailable
-
-    try:
-        from pallet.engine.containers import ContainerService
-        from pallet.engine.rootfs import is_mountpoint
-    except ImportError:
-        raise Unavailable("export needs the container engine, which is not installed") from None
-    c = ContainerService(config).get(name)
-    store = Store(config.root / "store")
-    tmp: Path | None = None
-    src = c.rootfs
-    if not is_mountpoint(c.rootfs):
-        img = store.images.get(c.spec.image_id)
-        lowers = store.snapshots.ensure(img)
-        tmp = config.run_root / "export" / f"{c.id[:12]}-{os.getpid()}"
-        tmp.mkdir(parents=True, exist_ok=True)
-        store.snapshots.mount(lowers, c.dir / "upper", c.dir / "work", tmp, readonly=True)
-        src = tmp
-    try:
-        argv = ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=security.capability",
-                "-C", str(src), "-cf", "-", "."]
-        if _has_fileno(out):
-            out.flush()
-            r = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE)
-        else:
-            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            assert p.stdout is not None
-            shutil.copyfileobj(p.stdout, out, 1 << 20)
-            err = p.stderr.read() if p.stderr else b""
-            r = subprocess.CompletedProcess(argv, p.wait(), b"", err)
-        if r.returncode == -13 or b"Broken pipe" in (r.stderr or b""):
-            raise BrokenPipeError
-        if r.returncode not in (0, 1):  # 1: a file changed while read (running container)
-            raise Unavailable(f"export failed: {r.stderr.decode(errors='replace').strip()}")
-    finally:
-        if tmp is not None:
-            store.snapshots.unmount(tmp)
-            with contextlib.suppress(OSError):
-                tmp.rmdir()
-
-
-def _has_fileno(f: object) -> bool:
-    try:
-        f.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return False
-    return True
