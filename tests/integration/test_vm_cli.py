@@ -90,6 +90,8 @@ def test_detached_vm_port_exec_stop_rm(vm_pallet: Pallet, pallet_root: Path) -> 
     ip = doc["NetworkSettings"].get("IPAddress", "")
     if ip:  # on a CNI network the guest has the container's own address
         assert f"inet {ip}/" in vm_pallet.ok("exec", "web", "ip", "-4", "-o", "addr", "show", "eth0")
+    stats = vm_pallet.ok("stats", "--no-stream", "--format", "{{.MemUsage}}", "web")
+    assert "MiB" in stats, stats  # QEMU and the shim are accounted in the container's cgroup
     top = vm_pallet.ok("top", "web")
     assert "qemu-system-x86_64" in top and "pallet.vm.shim" in top and len(top.splitlines()) <= 5, top
     vm_pallet.ok("stop", "web")

@@ -92,6 +92,8 @@ class VMBundle:
     files: tuple[CopiedFile, ...] = ()
     mounts: tuple[GuestMount, ...] = ()
     readonly: bool = False
+    cgroups_path: str = ""  # the VM's host processes are accounted there (CPU limits only)
+    cpu: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -231,6 +233,8 @@ def from_config(bundle: Path, config: dict[str, Any]) -> VMBundle:
         files=tuple(files),
         mounts=tuple(mounts),
         readonly=bool(root.get("readonly", False)),
+        cgroups_path=str(linux.get("cgroupsPath") or ""),
+        cpu=dict(resources.get("cpu") or {}),
         annotations=ann,
     )
 

@@ -117,6 +117,19 @@ class VMRuntime:
         finally:
             os.close(nul)
 
+    def _cgroup_destroy(self, d: Path) -> None:
+        try:
+            path = json.loads((d / "plan.json").read_text()).get("cgroups_path", "")
+        except (OSError, ValueError):
+            return
+        if path:
+            from pallet.runtime import cgroups
+
+            with contextlib.suppress(Exception):
+                m = cgroups.manager(path)
+                if m.exists():
+                    m.destroy()
+
     def _net_teardown(self, d: Path) -> None:
         with contextlib.suppress(OSError):
             netns = (d / "netns").read_text()
@@ -181,6 +194,8 @@ class VMRuntime:
             # after the shares and files; a read-only root last of all
             "mounts": [[m.fstype, m.source, m.target, list(m.options)] for m in b.mounts]
             + ([["", "", "/", ["remount", "ro"]]] if b.readonly else []),
+            "cgroups_path": b.cgroups_path,
+            "cpu": b.cpu,
             "accelerator": acc.name,
             "accelerator_reason": acc.reason,
             "rootfs": b.rootfs_mode,
@@ -412,6 +427,7 @@ class VMRuntime:
         while any(same_process(p, starts[p]) for p in ours) and time.monotonic() < deadline:
             time.sleep(0.02)
         self._net_teardown(d)
+        self._cgroup_destroy(d)
         shutil.rmtree(d, ignore_errors=True)
 
     def list(self) -> list[str]:

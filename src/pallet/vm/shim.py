@@ -121,6 +121,30 @@ class Shim:
             if rows and cols:
                 self.send(proto.WINSIZE, 0, f"{rows} {cols}".encode())
 
+    # -- cgroup -------------------------------------------------------------------
+
+    def join_cgroup(self) -> None:
+        """Into the container's cgroup, for ``stats`` and CPU limits, before QEMU starts.
+
+        Only CPU limits apply: QEMU's memory is the guest's RAM plus its own, and its
+        threads are not the container's processes, so memory and pids limits stay in
+        the guest (its fixed RAM) rather than on the host.
+        """
+        path = self.plan.get("cgroups_path") or ""
+        if not path:
+            return
+        try:
+            from pallet.runtime import cgroups
+
+            m = cgroups.manager(path)
+            m.create()
+            if self.plan.get("cpu"):
+                m.apply({"cpu": self.plan["cpu"]})
+            m.add(os.getpid())
+        except Exception as e:  # accounting only: the VM runs without it
+            with open(self.dir / "qemu.log", "a") as f:
+                f.write(f"pallet: not in cgroup {path}: {e}\n")
+
     # -- boot ---------------------------------------------------------------------
 
     def boot(self) -> None:
@@ -439,6 +463,7 @@ def main() -> None:
     shim = Shim(state_dir)
     libc()  # loaded before any fork: the children's pre-exec step only calls into it
     try:
+        shim.join_cgroup()
         shim.setup_terminal()
         shim.boot()
     except Exception as e:  # report any boot failure to the creator, then clean up
