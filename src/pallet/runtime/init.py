@@ -198,6 +198,13 @@ def main() -> None:
         )
         seccomp = req.get("seccomp")  # (program, flags), compiled by the caller
         namespaces = _ordered(list(linux.get("namespaces") or []))
+        # nothing can be imported once inside the container's mount namespace
+        import pallet.runtime.process  # noqa: F401
+        if process.get("terminal"):
+            import fcntl  # noqa: F401
+            import socket  # noqa: F401
+            import struct  # noqa: F401
+            import termios  # noqa: F401
         if mode == "exec":
             _enter_namespaces(namespaces, int(req["pid"]))
             flags = 0

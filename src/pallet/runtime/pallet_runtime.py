@@ -33,12 +33,16 @@ def _now() -> str:
 
 
 def _start_time(pid: int) -> int:
+    """The process's start time (clock ticks since boot); 0 if it is gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return 0
-    return int(data[data.rfind(b")") + 2 :].split()[19])
+    fields = data[data.rfind(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return 0
+    return int(fields[19])
 
 
 def _raise_for(msg: dict[str, Any], what: str) -> None:
@@ -321,8 +325,7 @@ class PalletRuntime:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(p, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and (self._alive(st) or m.pids()):
-            _reap_quietly(pid)
+        while time.monotonic() < deadline and (self._alive(st) or _live(m.pids())):
             time.sleep(0.005)
 
     def _cleanup(self, id: str, d: Path, st: dict[str, Any] | None = None) -> None:
@@ -402,12 +405,26 @@ def _procs_files(m: Any) -> list[str]:
     return sorted(os.path.join(d, "cgroup.procs") for d in dirs)
 
 
+# The devices every container may use whatever its spec's device rules say (runc adds
+# the same): mknod of any node, and the default nodes and pseudo-terminals.
+ALLOWED_DEVICES: list[dict[str, Any]] = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
+      for ma, mi in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200))),
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+]
+
+
 def _make_cgroup(path: str, resources: dict[str, Any] | None) -> list[str]:
     """Create the container's cgroup, apply its limits; the cgroup.procs files the init joins."""
     m = _cgroup_manager(path)
     m.create()
-    if resources:
-        m.apply(resources)
+    res = dict(resources or {})
+    if "devices" in res:
+        res["devices"] = [*res["devices"], *ALLOWED_DEVICES]
+    if res:
+        m.apply(res)
     return _procs_files(m)
 
 
@@ -416,6 +433,10 @@ def _cgroup_procs(path: str | None) -> list[str]:
         return []
     m = _cgroup_manager(path)
     return [f for f in _procs_files(m) if os.path.exists(f)]
+
+
+def _live(pids: list[int]) -> list[int]:
+    return [p for p in pids if _start_time(p)]
 
 
 def _join(pid: int, procs_files: list[str]) -> None:

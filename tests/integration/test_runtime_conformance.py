@@ -1,0 +1,285 @@
+"""One runtime conformance suite, run against pallet's own runtime and against runc.
+
+runc is the reference: a test that fails for runc is a wrong test.  Each test
+makes an OCI bundle from the busybox tree (no image store), runs it through the
+runtime's Python interface and checks what a user of ``docker run`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet.errors import CommandCannotRun, CommandNotFound, PalletError
+from pallet.linux.syscalls import set_child_subreaper
+from pallet.oci.spec import default_spec
+from pallet.runtime import get_runtime
+from tests.support.images import busybox_available, make_busybox_rootfs
+
+RUNTIMES = ["pallet", pytest.param("runc", marks=pytest.mark.skipif(
+    shutil.which("runc") is None, reason="needs runc (Debian package) as the reference runtime"))]
+
+pytestmark = pytest.mark.skipif(not busybox_available(), reason="needs Debian's busybox-static")
+
+DOCKER_DEFAULT_CAPS = "00000000a80425fb"
+
+
+@pytest.fixture(scope="module")
+def rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_busybox_rootfs(tmp_path_factory.mktemp("rt") / "rootfs")
+
+
+class Harness:
+    def __init__(self, name: str, base: Path, template: Path) -> None:
+        self.name = name
+        self.base = base
+        self.rt = get_runtime(name, base / "state")
+        self.template = template
+        self.ids: list[str] = []
+        set_child_subreaper()
+
+    def bundle(self, args: list[str], **kw: Any) -> tuple[Path, dict[str, Any]]:
+        b = self.base / f"bundle-{len(self.ids)}"
+        shutil.copytree(self.template, b / "rootfs", symlinks=True)
+        mutate = kw.pop("mutate", None)
+        spec = default_spec(args, env=kw.pop("env", ["PATH=/bin:/usr/bin"]), **kw)
+        spec["linux"]["cgroupsPath"] = f"/pallet-test-rt/{uuid.uuid4().hex[:12]}"
+        if mutate:
+            mutate(spec)
+        (b / "config.json").write_text(json.dumps(spec))
+        return b, spec
+
+    def create(self, args: list[str], **kw: Any) -> tuple[str, int, Path]:
+        b, spec = self.bundle(args, **kw)
+        cid = f"rt-{uuid.uuid4().hex[:12]}"
+        out = b / "out"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            pid = self.rt.create(cid, str(b), stdin=None, stdout=fd, stderr=fd)
+        finally:
+            os.close(fd)
+        self.ids.append(cid)
+        self.cgroups = getattr(self, "cgroups", []) + [spec["linux"]["cgroupsPath"]]
+        return cid, pid, out
+
+    def run(self, args: list[str], **kw: Any) -> tuple[int, str]:
+        cid, pid, out = self.create(args, **kw)
+        self.rt.start(cid)
+        code = wait(pid)
+        self.rt.delete(cid, force=True)
+        return code, out.read_text()
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            with contextlib.suppress(PalletError):
+                self.rt.delete(cid, force=True)
+
+
+def wait(pid: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError("container did not exit in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture(params=RUNTIMES)
+def h(request: pytest.FixtureRequest, tmp_path: Path, rootfs_template: Path) -> Iterator[Harness]:
+    harness = Harness(request.param, tmp_path, rootfs_template)
+    yield harness
+    harness.cleanup()
+    for cg in getattr(harness, "cgroups", []):
+        assert not os.path.exists(f"/sys/fs/cgroup/memory{cg}"), f"cgroup {cg} left behind"
+
+
+def test_process_is_pid_1_and_sees_no_host_process(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "echo pid=$$; ls /proc | grep -c '^[0-9]'"])
+    assert code == 0
+    lines = out.split()
+    assert lines[0] == "pid=1"
+    assert int(lines[1]) <= 3  # sh, and the ls/grep it forked
+
+
+def test_own_hostname_mounts_and_ipc(h: Harness) -> None:
+    host_ipc = os.readlink("/proc/self/ns/ipc")
+    host_mnt = os.readlink("/proc/self/ns/mnt")
+    code, out = h.run(["sh", "-c", "hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/mnt;"
+                                    " cat /proc/self/mountinfo"], hostname="conformance")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "conformance"
+    assert lines[1] != host_ipc and lines[2] != host_mnt
+    mount_points = [ln.split()[4] for ln in lines[3:]]
+    assert "/" in mount_points and "/proc" in mount_points
+    assert not any(str(h.base) in mp or mp.startswith("/work") for mp in mount_points)
+    host_points = {ln.split()[4] for ln in Path("/proc/self/mountinfo").read_text().splitlines()}
+    assert not (set(mount_points) - {"/"}) & (host_points - {"/", "/proc", "/sys", "/dev", "/dev/pts",
+                                                             "/dev/shm", "/dev/mqueue", "/sys/fs/cgroup"}
+                                              - {p for p in host_points if p.startswith(("/sys/fs/cgroup/", "/proc/", "/dev/"))})
+
+
+def test_host_files_outside_the_rootfs_cannot_be_reached(h: Harness) -> None:
+    secret = h.base / "host-secret"
+    secret.write_text("do not read")
+    code, out = h.run(["sh", "-c", f"cat {secret} /proc/1/root{secret} 2>&1; ls /"])
+    assert "do not read" not in out
+    assert "host-secret" not in out.splitlines()  # not in the container's /
+
+
+def test_capabilities_are_dockers_default(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb)' /proc/self/status"])
+    caps = dict(line.split(":\t") for line in out.strip().splitlines())
+    assert caps["CapEff"] == DOCKER_DEFAULT_CAPS
+    assert caps["CapPrm"] == DOCKER_DEFAULT_CAPS
+    assert caps["CapBnd"] == DOCKER_DEFAULT_CAPS
+    assert caps["CapInh"] == "0000000000000000"
+    assert caps["CapAmb"] == "0000000000000000"
+
+
+def test_masked_and_read_only_proc_paths(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "cat /proc/timer_list | wc -c; ls /proc/acpi | wc -l;"
+                                    " echo 1 > /proc/sys/kernel/panic_on_oops && echo WROTE;"
+                                    " echo 1 > /proc/sysrq-trigger && echo WROTE2; true"])
+    assert out.split()[:2] == ["0", "0"]
+    assert "WROTE" not in out
+
+
+def test_user_groups_rlimits_env_and_cwd(h: Harness) -> None:
+    code, out = h.run(
+        ["sh", "-c", "id -u; id -g; id -G; ulimit -n; echo $FOO; pwd"],
+        uid=1000, gid=1000, additional_gids=[10, 29], cwd="/home/app",
+        env=["PATH=/bin", "FOO=bar baz"],
+        mutate=lambda s: s["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 321}]),
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "1000" and lines[1] == "1000"
+    assert set(lines[2].split()) >= {"10", "29"}
+    assert lines[3] == "321"
+    assert lines[4] == "bar baz"
+    assert lines[5] == "/home/app"
+    caps_code, caps_out = h.run(["sh", "-c", "grep CapEff /proc/self/status"], uid=1000, gid=1000)
+    assert caps_out.split()[1] == "0000000000000000"  # a non-root user has no effective capability
+
+
+def test_read_only_rootfs(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "touch /newfile 2>&1; echo ok > /dev/shm/x && cat /dev/shm/x"],
+                      readonly_rootfs=True)
+    assert "Read-only file system" in out
+    assert out.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("cmd,code", [(["sh", "-c", "exit 3"], 3), (["true"], 0), (["false"], 1)])
+def test_exit_codes(h: Harness, cmd: list[str], code: int) -> None:
+    assert h.run(cmd)[0] == code
+
+
+def test_missing_command_is_not_found(h: Harness) -> None:
+    with pytest.raises(CommandNotFound):
+        h.run(["no-such-command"])
+
+
+def test_not_executable_cannot_run(h: Harness) -> None:
+    def chmod(spec: dict[str, Any]) -> None:
+        pass
+
+    b_code = None
+    with pytest.raises((CommandCannotRun, PalletError)) as ei:
+        b_code = h.run(["/etc/passwd"], mutate=chmod)
+    assert b_code is None
+    assert "permission denied" in str(ei.value).lower()
+
+
+def test_create_then_start_and_states(h: Harness) -> None:
+    cid, pid, out = h.create(["sh", "-c", "echo started; sleep 30"])
+    assert h.rt.state(cid)["status"] == "created"
+    assert not out.read_text()  # nothing ran before start
+    h.rt.start(cid)
+    assert h.rt.state(cid)["status"] == "running"
+    deadline = time.monotonic() + 10
+    while "started" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    h.rt.kill(cid, signal.SIGKILL)
+    assert wait(pid) == 137
+    assert h.rt.state(cid)["status"] == "stopped"
+    assert out.read_text() == "started\n"
+    h.rt.delete(cid)
+    assert not (h.base / "state" / cid).exists()
+
+
+def test_kill_delivers_the_signal(h: Harness) -> None:
+    cid, pid, out = h.create(["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; "
+                                          "while true; do sleep 0.05; done"])
+    h.rt.start(cid)
+    deadline = time.monotonic() + 10
+    while "ready" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    h.rt.kill(cid, signal.SIGTERM)
+    assert wait(pid) == 7
+    assert "got-term" in out.read_text()
+
+
+def test_pause_and_resume(h: Harness) -> None:
+    cid, pid, out = h.create(["sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+    h.rt.start(cid)
+    time.sleep(0.3)
+    h.rt.pause(cid)
+    assert h.rt.state(cid)["status"] == "paused"
+    n = out.read_text().count("tick")
+    time.sleep(0.3)
+    assert out.read_text().count("tick") == n
+    h.rt.resume(cid)
+    time.sleep(0.3)
+    assert out.read_text().count("tick") > n
+    h.rt.kill(cid, signal.SIGKILL)
+    wait(pid)
+
+
+def test_exec_joins_the_container(h: Harness) -> None:
+    cid, pid, out = h.create(["sh", "-c", "echo $$ > /tmp/main; sleep 30"], hostname="exec-ns")
+    h.rt.start(cid)
+    time.sleep(0.3)
+    proc = {"args": ["sh", "-c", "hostname; cat /tmp/main; grep CapEff /proc/self/status"],
+            "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "capabilities": {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")}}
+    r, w = os.pipe()
+    try:
+        epid = h.rt.exec(cid, proc, stdin=None, stdout=w, stderr=w)
+    finally:
+        os.close(w)
+    assert wait(epid) == 0
+    text = os.read(r, 65536).decode()
+    os.close(r)
+    lines = text.split()
+    assert lines[0] == "exec-ns"
+    assert lines[1] == "1"
+    assert lines[3] == "0000000000000020"  # CAP_KILL only
+    h.rt.kill(cid, signal.SIGKILL)
+    wait(pid)
+
+
+def test_delete_leaves_no_process_cgroup_or_state(h: Harness) -> None:
+    cid, pid, _ = h.create(["sleep", "30"])
+    h.rt.start(cid)
+    cg = h.cgroups[-1]
+    assert os.path.isdir(f"/sys/fs/cgroup/memory{cg}")
+    h.rt.delete(cid, force=True)
+    assert wait(pid) == 137
+    assert not os.path.exists(f"/proc/{pid}")
+    assert not os.path.exists(f"/sys/fs/cgroup/memory{cg}")
+    assert not (h.base / "state" / cid).exists()
