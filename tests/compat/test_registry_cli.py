@@ -387,3 +387,20 @@ def test_save_repository_without_tag_saves_all_its_tags(pallet: Pallet, tmp_path
         manifest = json.loads(f.read())
     assert [m["RepoTags"] for m in manifest] == [["repo-a:1", "repo-a:2"]]
     assert manifest[0]["Config"] == iid.split(":")[1] + ".json"
+
+
+def test_pull_all_tags(plain: RunningRegistry, pallet: Pallet, tmp_path: Path,
+                       env: dict[str, str]) -> None:
+    from pallet.registry.pull import list_tags
+
+    src = DirSink(tmp_path / "src")
+    data, media = make_image(src, "tags")
+    with Registry(plain.host) as reg:
+        for tag in ("t1", "t2", "t3"):
+            push(reg, parse(f"{plain.host}/cli/tags:{tag}"), src, data, media)
+        assert sorted(list_tags(reg, "cli/tags", page=1)) == ["t1", "t2", "t3"]  # Link pages
+    r = pallet("pull", "-a", "-q", f"{plain.host}/cli/tags", env=env)
+    assert r.rc == 0 and r.out.split() == [f"{plain.host}/cli/tags:{t}" for t in
+                                           ("t1", "t2", "t3")], r
+    r = pallet("pull", "-a", f"{plain.host}/cli/tags:t1", env=env)
+    assert r.rc == 125 and "tag can't be used with --all-tags" in r.err

@@ -166,6 +166,17 @@ def pull(config: Config, name: str, *, platform: str = "", tls_verify: bool = Tr
     return PullResult(ref, image_id, got.repo_digest, fresh)
 
 
+def remote_tags(config: Config, name: str, tls_verify: bool = True) -> list[str]:
+    """``pull --all-tags``: the references of every tag of a remote repository."""
+    from pallet.registry.pull import list_tags
+
+    ref = parse(name, default_tag=False)
+    if ref.tag or ref.digest:
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    with Registry(ref.domain, credentials(ref.domain), options(config, tls_verify)) as reg:
+        return [str(ref.with_tag(t)) for t in sorted(list_tags(reg, ref.path))]
+
+
 def _image_id_for(images: Any, name: str) -> str:
     try:
         return str(images.get(name).id)

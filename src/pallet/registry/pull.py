@@ -103,6 +103,26 @@ def get_manifest(reg: Registry, path: str, tag_or_digest: str, what: str = "") -
     return Fetched(data, media_type, actual)
 
 
+def list_tags(reg: Registry, path: str, page: int = 1000) -> list[str]:
+    """Every tag of a repository (``GET /v2/<name>/tags/list``, following ``Link``)."""
+    tags: list[str] = []
+    url = f"/v2/{path}/tags/list?n={page}"
+    for _ in range(10000):
+        with reg.stream("GET", url, scope=scope_for(path), what=f"{reg.domain}/{path}") as resp:
+            resp.read()
+            link = resp.headers.get("link", "")
+            try:
+                body = resp.json()
+            except ValueError:
+                raise RegistryInvalidData(f"invalid tag list from {reg.domain}") from None
+        tags += [str(t) for t in body.get("tags") or []]
+        # Link: </v2/name/tags/list?last=x&n=100>; rel="next"
+        if 'rel="next"' not in link or "<" not in link:
+            break
+        url = link[link.index("<") + 1 : link.index(">")]
+    return tags
+
+
 def resolve(reg: Registry, ref: Reference, platform: Platform | None = None
             ) -> tuple[Fetched, Fetched | None]:
     """``(manifest, index)`` for a reference; the index is None for a single manifest."""
