@@ -84,3 +84,11 @@ def test_exec_session_reports_to_its_client(shim: tuple[Shim, socket.socket]) ->
     assert os.read(out_r, 100) == b"exec output"
     assert 1 not in s.sessions
     os.close(out_r)
+
+
+def test_malformed_numbers_from_the_guest_are_not_trusted(shim: tuple[Shim, socket.socket]) -> None:
+    s, _agent = shim
+    s.on_frame(proto.Frame(proto.STARTED, 0, b"-1; rm"))
+    assert json.loads((s.dir / "state.json").read_text())["guest_pid"] == 0
+    s.on_frame(proto.Frame(proto.EXIT, 0, b"x" * 100))
+    assert json.loads((s.dir / "state.json").read_text())["exit_code"] == 255

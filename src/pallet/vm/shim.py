@@ -196,7 +196,7 @@ class Shim:
                 raise RuntimeError(self.boot_failure("the VM stopped while booting"))
             frames = self.decoder.feed(data)
             if frames and frames[0].type == proto.READY:
-                self.save(kernel=frames[0].payload.decode(errors="replace"),
+                self.save(kernel=frames[0].payload[:128].decode(errors="replace"),
                           boot_seconds=round(time.monotonic() - t0, 3))
                 for f in frames[1:]:
                     self.on_frame(f)
@@ -224,7 +224,7 @@ class Shim:
         elif f.type == proto.STDERR:
             self.write(s, s.stderr, f.payload)
         elif f.type == proto.STARTED:
-            s.pid = int(f.payload or b"0")
+            s.pid = _number(f.payload, 0)
             if f.id == 0:
                 self.save(status="running", guest_pid=s.pid, started_at=time.time())
                 self.send_winsize()
@@ -234,7 +234,7 @@ class Shim:
             elif s.client is not None:
                 self.reply(s.client, {"ok": True, "pid": s.pid, "id": s.id}, keep=True)
         elif f.type == proto.EXIT:
-            s.exit_code = int(f.payload or b"255")
+            s.exit_code = _number(f.payload, 255)
             if f.id == 0:
                 self.finish(s.exit_code)
             else:
@@ -382,8 +382,14 @@ class Shim:
                     if not data:
                         self.sel.unregister(self.sock)
                         continue
-                    for f in self.decoder.feed(data):
-                        self.on_frame(f)
+                    try:
+                        for f in self.decoder.feed(data):
+                            self.on_frame(f)
+                    except ValueError as e:
+                        # the guest is not trusted: a malformed stream ends its VM, not us
+                        self.save(error=f"protocol error from the guest: {e}")
+                        self.kill(signal.SIGKILL)
+                        self.sel.unregister(self.sock)
                 elif kind == "listen":
                     conn, _ = listener.accept()
                     self.sel.register(conn, selectors.EVENT_READ, ("request", 0))
@@ -431,6 +437,12 @@ class Shim:
             except subprocess.TimeoutExpired:
                 h.kill()
                 h.wait()
+
+
+def _number(payload: bytes, default: int) -> int:
+    """A decimal number the guest sent (0..65535), ``default`` when it is not one."""
+    text = payload.decode("ascii", "replace")
+    return int(text) if text.isdigit() and len(text) <= 5 else default
 
 
 def _die_with_parent() -> None:
