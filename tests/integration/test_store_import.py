@@ -128,7 +128,7 @@ def test_user_mistakes_one_line_125(pallet: Pallet, tmp_path: Path) -> None:
         (("import", str(tmp_path / "missing.tar")), "no such file or directory"),
         (("import", str(tmp_path), "x"), "directory"),
         (("import", "-", "Bad:Ref", "--change", "CMD x"), "invalid reference format"),
-        (("import", "-", "x", "--change", "RUN x"), "RUN is not a valid change command"),
+        (("import", "-", "x", "--change", "RUN x"), "run is not a valid change command"),
         (("image", "inspect", "nosuch"), "No such image: nosuch"),
         (("rmi", "nosuch"), "No such image: nosuch"),
         (("tag", "nosuch", "x"), "No such image: nosuch"),

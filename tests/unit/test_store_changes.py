@@ -49,5 +49,5 @@ def test_refused(bad: str) -> None:
 
 
 def test_not_a_valid_change_command_wording() -> None:
-    with pytest.raises(InvalidArgument, match="RUN is not a valid change command"):
+    with pytest.raises(InvalidArgument, match="run is not a valid change command"):
         apply_changes(ContainerConfig(), ["RUN x"])

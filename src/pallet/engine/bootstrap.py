@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pallet.config import Config
 from pallet.errors import InvalidArgument, Unavailable
 from pallet.oci.image import DEFAULT_PATH, ContainerConfig, History, ImageConfig
-from pallet.oci.manifest import Descriptor
 from pallet.oci.reference import parse
 from pallet.store import Image
 
@@ -143,7 +142,7 @@ def bootstrap(config: Config, opts: BootstrapOptions, progress: bool = True) -> 
                 ),
             ),
         )
-        return svc.add_image(cfg, [Descriptor(layer.media_type, layer.digest, layer.size)], ref)
+        return svc.add_image(cfg, [layer.descriptor()], ref)
 
 
 def _failure(log: object, rc: int | None) -> Unavailable:

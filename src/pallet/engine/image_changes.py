@@ -67,7 +67,7 @@ def apply_change(cfg: ContainerConfig, line: str) -> ContainerConfig:
     instr, _, rest = line.partition(" ")
     instr_u = instr.upper()
     if instr_u not in ALLOWED:
-        raise InvalidArgument(f"{instr_u} is not a valid change command")
+        raise InvalidArgument(f"{instr.lower()} is not a valid change command")
     rest = rest.strip()
     if instr_u == "CMD":
         return replace(cfg, cmd=_exec_or_shell(rest))

@@ -112,7 +112,7 @@ class ImageService:
                 history=(History(created=created, comment=comment),),
                 extra=extra,
             )
-            return self.add_image(config, [Descriptor(layer.media_type, layer.digest, layer.size)], reference)
+            return self.add_image(config, [layer.descriptor()], reference)
 
     def add_image(
         self, config: ImageConfig, layers: builtins.list[Descriptor], ref: Reference | None

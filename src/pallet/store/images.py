@@ -34,6 +34,8 @@ from pallet.store.blobs import BlobStore
 NAME_ANNOTATION = "io.containerd.image.name"
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 TAG_TIME_ANNOTATION = "io.pallet.image.last-tag-time"
+# on a layer descriptor: bytes of regular files in the layer (Docker's notion of its size)
+CONTENT_SIZE_ANNOTATION = "io.pallet.layer.content-size"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
@@ -211,10 +213,13 @@ class ImageStore:
         return out
 
     def _size(self, m: Manifest) -> int:
-        """Unpacked size, as Docker shows it: tar sizes (gzip's trailer gives them cheaply)."""
+        """Unpacked size, as Docker shows it: the layers' content sizes where recorded,
+        else their tar sizes (gzip's trailer gives them cheaply)."""
         total = 0
         for layer in m.layers:
             n = self._sizes.get(layer.digest)
+            if n is None and layer.annotations.get(CONTENT_SIZE_ANNOTATION, "").isdigit():
+                n = int(layer.annotations[CONTENT_SIZE_ANNOTATION])
             if n is None:
                 n = layer.size
                 if mt.compression(layer.media_type) == "gzip":

@@ -14,8 +14,10 @@ from typing import BinaryIO
 
 from pallet.errors import InvalidData
 from pallet.oci import mediatypes as mt
+from pallet.oci.manifest import Descriptor
 from pallet.store.blobs import BlobStore
 from pallet.store.compression import decompressed
+from pallet.store.images import CONTENT_SIZE_ANNOTATION
 from pallet.store.layers import ForwardReader, TarChecker, check_end, open_tar, tar_errors
 
 
@@ -25,6 +27,12 @@ class LayerBlob:
     size: int
     media_type: str = mt.OCI_LAYER
     entries: int = 0
+    content_size: int = 0  # bytes of regular files: what Docker counts as a layer's size
+
+    def descriptor(self) -> Descriptor:
+        """The layer's descriptor, with its content size as an annotation."""
+        return Descriptor(self.media_type, self.digest, self.size,
+                          annotations={CONTENT_SIZE_ANNOTATION: str(self.content_size)})
 
     @property
     def diff_id(self) -> str:
@@ -37,13 +45,16 @@ def import_layer(src: BinaryIO, blobs: BlobStore, compression: str | None = None
         fr = ForwardReader(plain, w.write)
         checker = TarChecker()
         n = 0
+        content = 0
         with tar_errors():
             tf = open_tar(fr)
             for m in tf:
                 checker.check(m)
                 n += 1
+                if m.isreg():
+                    content += m.size
             # the rest (end-of-archive blocks and padding) belongs to the layer too
             check_end(tf, fr)
         if n == 0:
             raise InvalidData("invalid tar archive: no entries")
-    return LayerBlob(w.digest, w.size, mt.OCI_LAYER, n)
+    return LayerBlob(w.digest, w.size, mt.OCI_LAYER, n, content)
