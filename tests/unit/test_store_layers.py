@@ -166,3 +166,30 @@ def test_unpack_regular_tree(tmp_path: Path) -> None:
     assert (fs / "deep" / "implicit" / "file").read_bytes() == b"F"
     assert n == 4
     assert scan(io.BytesIO(data)) == 6
+
+
+def test_modes_and_times_kept_whatever_the_umask(tmp_path: Path) -> None:
+    import stat
+
+    entries = []
+    for name, mode in (("g-writable", 0o664), ("setuid", 0o4755), ("private", 0o600)):
+        ti, data = _reg(f"d/{name}")
+        ti.mode = mode
+        ti.mtime = 1_600_000_000
+        entries.append((ti, data))
+    d, _ = _dir("d")
+    d.mode = 0o775
+    d.mtime = 1_500_000_000
+    blob = tmp_path / "l.tar"
+    blob.write_bytes(tar_with([(d, None), *entries]))
+    old = os.umask(0o077)
+    try:
+        unpack(blob, mt.OCI_LAYER, tmp_path / "fs")
+    finally:
+        os.umask(old)
+    fs = tmp_path / "fs" / "d"
+    assert stat.S_IMODE(os.stat(fs / "g-writable").st_mode) == 0o664
+    assert stat.S_IMODE(os.stat(fs / "setuid").st_mode) == 0o4755
+    assert stat.S_IMODE(os.stat(fs / "private").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(fs).st_mode) == 0o775
+    assert os.stat(fs).st_mtime == 1_500_000_000 and os.stat(fs / "setuid").st_mtime == 1_600_000_000

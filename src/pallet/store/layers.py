@@ -311,15 +311,20 @@ def unpack(
     return size
 
 
-def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
-    old_umask = os.umask(0)
+def _umask() -> int:
+    """The process umask, read without changing it (other threads may be creating files)."""
     try:
-        return _extract_all(f, root, allow_devices)
-    finally:
-        os.umask(old_umask)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
-def _extract_all(f: ForwardReader, root: Path, allow_devices: bool) -> int:
+def _extract(f: ForwardReader, root: Path, allow_devices: bool) -> int:
+    umask = _umask()
     checker = TarChecker(allow_devices=allow_devices)
     roots = str(root)
     dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -341,7 +346,7 @@ def _extract_all(f: ForwardReader, root: Path, allow_devices: bool) -> int:
             parent = rel[:i] if i != -1 else ""
             if parent not in made:
                 # every component was checked not to be a symlink of this archive
-                os.makedirs(f"{roots}/{parent}", 0o755, exist_ok=True)
+                _makedirs(f"{roots}/{parent}")
                 while parent and parent not in made:
                     made.add(parent)
                     parent = parent.rpartition("/")[0]
@@ -391,7 +396,7 @@ def _extract_all(f: ForwardReader, root: Path, allow_devices: bool) -> int:
                         written += m.size
                     if IS_ROOT and (m.uid or m.gid):
                         os.fchown(fd, m.uid, m.gid)
-                    if m.mode & 0o7000:
+                    if m.mode & (0o7000 | umask):
                         os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears set-id bits
                     if m.pax_headers:
                         _xattrs(fd, m)
@@ -422,6 +427,16 @@ def _extract_all(f: ForwardReader, root: Path, allow_devices: bool) -> int:
         os.chmod(full, m.mode & 0o7777)
         os.utime(full, ns=(int(m.mtime * 1e9),) * 2)
     return written
+
+
+def _makedirs(path: str) -> None:
+    """Implicit parent directories: 0755 whatever the umask, as tar makes them."""
+    if os.path.isdir(path):
+        return
+    _makedirs(os.path.dirname(path))
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    os.chmod(path, 0o755)
 
 
 def _clear(path: str) -> bool:
