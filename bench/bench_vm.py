@@ -82,7 +82,7 @@ def time_vm(rt: VMRuntime, bundle: Path, n: int) -> tuple[list[float], list[floa
         rt.start(cid)
         rc = rt.wait(cid, timeout=120)
         totals.append(time.monotonic() - t0)
-        boots.append(rt.state(cid).boot_seconds or 0.0)
+        boots.append(rt.vm_state(cid).boot_seconds or 0.0)
         rt.delete(cid)
         assert rc == 0, f"true exited {rc} in the VM"
     return totals, boots

@@ -112,7 +112,7 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     inp.write_text("from-host-stdin\n")
     with open(out, "wb") as fo, open(err, "wb") as fe, open(inp, "rb") as fi:
         rt.create("t1", b, stdin=fi, stdout=fo, stderr=fe)
-    st = rt.state("t1")
+    st = rt.vm_state("t1")
     assert st.status == "created" and st.kernel and st.accelerator in ("kvm", "tcg")
     rt.start("t1")
     assert rt.wait("t1", timeout=60) == 7
@@ -125,7 +125,7 @@ def test_guest_kernel_process_io_env_user_workdir_memory(
     assert lines[7] == "in=from-host-stdin"
     assert lines[8] == "pid=1"  # PID 1 of its own namespace, as in a container
     assert err.read_text() == "to-stderr\n"
-    assert rt.state("t1").exit_code == 7
+    assert rt.vm_state("t1").exit_code == 7
     rt.delete("t1")
     assert leftovers(rt, "t1") == []
 
@@ -222,11 +222,11 @@ def test_terminal_kill_ends_the_vm_and_delete_leaves_nothing(
     image = rt.state_root / "t3" / "rootfs.ext4"
     assert image.exists()
     rt.start("t3")
-    assert rt.state("t3").status == "running"
+    assert rt.vm_state("t3").status == "running"
     rt.pause("t3")
-    assert rt.state("t3").status == "paused"
+    assert rt.vm_state("t3").status == "paused"
     rt.resume("t3")
-    assert rt.state("t3").status == "running"
+    assert rt.vm_state("t3").status == "running"
     seen = b""
     deadline = time.monotonic() + 20
     while b"33 101" not in seen and time.monotonic() < deadline:
@@ -260,7 +260,7 @@ def test_qemu_and_virtiofsd_die_with_the_shim(rt: VMRuntime, tmp_path: Path, bus
     while time.monotonic() < deadline and any(alive(p) for p in children):
         time.sleep(0.05)
     assert not any(alive(p) for p in children)  # before delete: they died with the shim
-    assert rt.state("t4").status == "stopped"
+    assert rt.vm_state("t4").status == "stopped"
     rt.delete("t4")
     assert leftovers(rt, "t4") == []
 

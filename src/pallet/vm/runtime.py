@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pallet.config import Config
 from pallet.errors import Conflict, ContainerNotFound, InvalidArgument, RuntimeFailure
@@ -91,7 +91,7 @@ class VMRuntime:
 
     def create(self, id: str, bundle: str | Path, *, stdin: Stdio = None, stdout: Stdio = None,
                stderr: Stdio = None, console_socket: str | None = None,
-               pid_file: str | None = None) -> int:
+               pid_file: str | Path | None = None) -> int:
         d = self._dir(id)
         if d.exists():
             raise Conflict(f"container with id exists: {id}")
@@ -138,7 +138,7 @@ class VMRuntime:
 
     def _create(self, id_: str, d: Path, b: bundle_mod.VMBundle, kernel: str, qemu_bin: str,
                 initrd: str, acc: accel_mod.Accel, fin: int, fout: int, ferr: int,
-                pid_file: str | None, console_socket: str) -> int:
+                pid_file: str | Path | None, console_socket: str) -> int:
         disk, cached = "", False
         filesystems: list[qemu_mod.VirtioFS] = []
         virtiofsd: list[tuple[list[str], str]] = []
@@ -230,7 +230,7 @@ class VMRuntime:
 
     def _write_summary(self, id_: str, bundle: Path) -> None:
         """``vm.json`` beside config.json: what ``inspect`` shows of the VM, kept after it is gone."""
-        st = self.state(id_)
+        st = self.vm_state(id_)
         plan = self._plan(id_)
         doc = {"Kernel": st.kernel, "Accelerator": st.accelerator,
                "AcceleratorReason": plan.get("accelerator_reason", ""), "RootFilesystem": st.rootfs,
@@ -267,14 +267,14 @@ class VMRuntime:
         return msg
 
     def start(self, id: str) -> None:
-        st = self.state(id)
+        st = self.vm_state(id)
         if st.status != "created":
             raise Conflict(f"cannot start a container that is {st.status}")
         self._request(id, {"op": "start"})
 
     def kill(self, id: str, sig: int | str = signals.SIGTERM, all: bool = False) -> None:
         num = _signum(sig)
-        st = self.state(id)
+        st = self.vm_state(id)
         if st.status == "stopped":
             raise Conflict(f"container {id} is not running")
         if st.status == "paused" and num == signals.SIGKILL:
@@ -299,7 +299,7 @@ class VMRuntime:
         self._freeze(id, False)
 
     def _freeze(self, id_: str, on: bool) -> None:
-        st = self.state(id_)
+        st = self.vm_state(id_)
         if on and st.status != "running":
             raise Conflict(f"container {id_} is not running")
         if not on and st.status != "paused":
@@ -334,7 +334,7 @@ class VMRuntime:
         if not spec["args"]:
             raise InvalidArgument("no command specified")
         d = self._dir(id)
-        if self.state(id).status != "running":
+        if self.vm_state(id).status != "running":
             raise Conflict(f"container {id} is not running")
         if spec["terminal"] and not console_socket:
             raise InvalidArgument("a terminal was requested but no console socket was given")
@@ -367,7 +367,17 @@ class VMRuntime:
         except (FileNotFoundError, ValueError):
             return {"status": "creating"}
 
-    def state(self, id: str) -> VMState:
+    def state(self, id: str) -> dict[str, Any]:
+        """runc's state JSON (the runtime interface), with the VM's own fields under ``vm``."""
+        st = self.vm_state(id)
+        doc = st.to_oci()
+        doc["rootfs"] = str(Path(st.bundle) / "rootfs")
+        doc["vm"] = {"kernel": st.kernel, "accelerator": st.accelerator, "rootfs": st.rootfs,
+                     "memoryMiB": st.memory_mib, "cpus": st.cpus, "bootSeconds": st.boot_seconds,
+                     "exitCode": st.exit_code, "error": st.error}
+        return doc
+
+    def vm_state(self, id: str) -> VMState:
         plan = self._plan(id)
         raw = self._raw_state(id)
         status = raw.get("status", "creating")
@@ -399,7 +409,7 @@ class VMRuntime:
             if child is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=0.05)
-            st = self.state(id)
+            st = self.vm_state(id)
             if st.status == "stopped":
                 return st.exit_code if st.exit_code is not None else 255
             if deadline is not None and time.monotonic() > deadline:
@@ -411,7 +421,7 @@ class VMRuntime:
         d = self._dir(id)
         if not d.exists():
             raise ContainerNotFound(id)
-        st = self.state(id)
+        st = self.vm_state(id)
         if st.status != "stopped" and not force:
             raise Conflict(f"cannot delete container {id} that is not stopped: {st.status}")
         raw = self._raw_state(id)
@@ -434,6 +444,13 @@ class VMRuntime:
         if not self.state_root.is_dir():
             return []
         return sorted(p.name for p in self.state_root.iterdir() if (p / "plan.json").exists())
+
+
+if TYPE_CHECKING:
+    from pallet.runtime.base import Runtime
+
+    def _conforms(r: VMRuntime) -> Runtime:  # mypy checks the VM runtime against the interface
+        return r
 
 
 def _signum(sig: int | str) -> int:
