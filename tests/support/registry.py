@@ -65,25 +65,31 @@ class DirSink:
         return d
 
     @contextlib.contextmanager
-    def writer(self, digest: str, size: int | None = None) -> Iterator[Any]:
+    def writer(self, digest: str | None = None, size: int | None = None) -> Iterator[Any]:
         from pallet.errors import DigestMismatch
 
-        tmp = self.d / f"ingest-{digest.split(':')[1]}"
+        fd, name = tempfile.mkstemp(prefix="ingest-", dir=self.d)
+        tmp = Path(name)
         h = hashlib.sha256()
-        f = open(tmp, "wb")  # noqa: SIM115 - closed below
+        f = os.fdopen(fd, "wb")
 
         class W:
+            digest = ""
+            size = 0
+
             def write(self, b: bytes) -> None:
                 h.update(b)
+                self.size += len(b)
                 f.write(b)
 
+        w = W()
         try:
-            yield W()
+            yield w
             f.close()
-            actual = "sha256:" + h.hexdigest()
-            if actual != digest:
-                raise DigestMismatch(digest, actual)
-            os.rename(tmp, self._p(digest))
+            w.digest = "sha256:" + h.hexdigest()
+            if digest is not None and w.digest != digest:
+                raise DigestMismatch(digest, w.digest)
+            os.rename(tmp, self._p(w.digest))
         except BaseException:
             f.close()
             tmp.unlink(missing_ok=True)

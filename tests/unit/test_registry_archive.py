@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -237,3 +238,24 @@ def test_docker_archive_with_symlinked_layer(tmp_path: Path, wrap: str) -> None:
     assert [x.refs for x in loaded] == [("one:1",), ("two:1",)]
     assert {Manifest.from_json(x.manifest_bytes).layers[0].digest for x in loaded} == {
         of_bytes(layer)}
+
+
+def test_large_blob_named_for_another_digest_is_refused(tmp_path: Path) -> None:
+    """Layers stream into the store while the archive is read; a blob whose content
+    does not match its name in an OCI layout is refused and no image comes out."""
+    big = os.urandom(archive.SMALL + 1000)
+    fake = "sha256:" + "ab" * 32
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [fake]}}).encode()
+    man = Manifest(mt.OCI_MANIFEST, Descriptor(mt.OCI_CONFIG, of_bytes(config), len(config)),
+                   (Descriptor(mt.OCI_LAYER, fake, len(big)),)).to_json()
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": of_bytes(man), "size": len(man)}]}).encode()
+    data = _tar({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": index,
+                 f"blobs/sha256/{fake[7:]}": big, f"blobs/sha256/{of_bytes(config)[7:]}": config,
+                 f"blobs/sha256/{of_bytes(man)[7:]}": man})
+    (tmp_path / "o.tar").write_bytes(data)
+    dst = DirSink(tmp_path / "dst")
+    with pytest.raises(DigestMismatch):
+        archive.load(tmp_path / "o.tar", dst, tmp_path, AMD64)
+    assert not dst.has(fake)
+    assert not [p for p in dst.d.iterdir() if p.name.startswith("ingest-")]

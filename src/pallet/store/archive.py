@@ -56,7 +56,9 @@ class BlobReader(Protocol):
 class BlobIngest(Protocol):
     def has(self, digest: str) -> bool: ...
 
-    def writer(self, expected_digest: str,
+    def open(self, digest: str) -> BinaryIO: ...
+
+    def writer(self, expected_digest: str | None = None,
                expected_size: int | None = None) -> AbstractContextManager[Any]: ...
 
 
@@ -286,45 +288,24 @@ def write_oci_archive(out: BinaryIO, items: list[SaveItem], blobs: BlobReader) -
 
 
 class _Source:
-    """Files of an archive: a directory (an OCI layout or an extracted tar) or a
-    seekable uncompressed tar read in place."""
+    """Files of an OCI layout directory."""
 
-    def __init__(self, root: Path | None = None, tar: tarfile.TarFile | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.tar = tar
-        self._members: dict[str, tarfile.TarInfo] = {}
-        if tar is not None:
-            for m in tar.getmembers():
-                self._members[_clean(m.name)] = m
-
-    def exists(self, name: str) -> bool:
-        name = _clean(name)
-        if self.tar is not None:
-            return name in self._members
-        assert self.root is not None
-        return self._safe(name).is_file()
 
     def _safe(self, name: str) -> Path:
-        assert self.root is not None
-        p = (self.root / name).resolve()
+        p = (self.root / _clean(name)).resolve()
         if not str(p).startswith(str(self.root.resolve()) + os.sep):
             raise UnsafeArchive(name, "path leaves the archive")
         return p
 
+    def exists(self, name: str) -> bool:
+        return self._safe(name).is_file()
+
+    def blob_of(self, name: str) -> tuple[str, int] | None:
+        return None
+
     def open(self, name: str) -> BinaryIO:
-        name = _clean(name)
-        if self.tar is not None:
-            m = self._members.get(name)
-            if m is None:
-                raise InvalidData(f"archive has no {name!r}")
-            if m.issym() or m.islnk():
-                target = _clean(posixpath.join(posixpath.dirname(name), m.linkname)
-                                if m.issym() else m.linkname)
-                return self.open(target)
-            f = self.tar.extractfile(m)
-            if f is None:
-                raise InvalidData(f"archive entry {name!r} is not a file")
-            return f  # type: ignore[return-value]
         p = self._safe(name)
         if not p.is_file():
             raise InvalidData(f"archive has no {name!r}")
@@ -338,97 +319,111 @@ class _Source:
         return data
 
 
+SMALL = 1 << 20  # archive files up to this size are kept in memory while scanning
+
+
+class _Scanned(_Source):
+    """Files of a tar read once as a stream: small ones (manifests, configs) kept in
+    memory, large ones (layers) already in the blob store, links resolved by name."""
+
+    def __init__(self, blobs: BlobIngest) -> None:
+        self.blobs = blobs
+        self.small: dict[str, bytes] = {}
+        self.large: dict[str, tuple[str, int]] = {}
+        self.links: dict[str, str] = {}
+
+    def _resolve(self, name: str) -> str:
+        name = _clean(name)
+        for _ in range(16):
+            if name not in self.links:
+                return name
+            name = self.links[name]
+        raise InvalidData(f"archive entry {name!r}: too many links")
+
+    def exists(self, name: str) -> bool:
+        n = self._resolve(name)
+        return n in self.small or n in self.large
+
+    def blob_of(self, name: str) -> tuple[str, int] | None:
+        return self.large.get(self._resolve(name))
+
+    def open(self, name: str) -> BinaryIO:
+        n = self._resolve(name)
+        if n in self.small:
+            return io.BytesIO(self.small[n])
+        if n in self.large:
+            return self.blobs.open(self.large[n][0])
+        raise InvalidData(f"archive has no {name!r}")
+
+    def scan(self, tf: tarfile.TarFile) -> None:
+        for m in tf:
+            if ".." in m.name.split("/"):
+                raise UnsafeArchive(m.name, "path leaves the archive")
+            name = _clean(m.name)
+            if not name or name == ".":
+                continue
+            if m.issym():
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+                if m.linkname.startswith("/") or target.startswith(".."):
+                    raise UnsafeArchive(m.name, "symlink leaves the archive")
+                self.links[name] = target
+            elif m.islnk():
+                self.links[name] = _clean(m.linkname)
+            elif m.isfile():
+                f = tf.extractfile(m)
+                assert f is not None
+                if m.size <= SMALL:
+                    self.small[name] = f.read()
+                    continue
+                with self.blobs.writer() as w:
+                    while chunk := f.read(BUF):
+                        w.write(chunk)
+                self.large[name] = (str(w.digest), int(w.size))
+            # directories, devices and fifos have no place in an image archive
+
+
 def _clean(name: str) -> str:
     """An entry name relative to the archive root; ``..`` cannot climb above it."""
     return posixpath.normpath("/" + name).lstrip("/")
 
 
-def _extract(tf: tarfile.TarFile, dest: Path) -> None:
-    """Extract only regular files, directories and in-tree symlinks."""
-    root = dest.resolve()
-    for m in tf:
-        if ".." in m.name.split("/"):
-            raise UnsafeArchive(m.name, "path leaves the archive")
-        name = _clean(m.name)
-        if not name or name == ".":
-            continue
-        target = (root / name).resolve() if not m.issym() else root / name
-        if not str(target).startswith(str(root) + os.sep):
-            raise UnsafeArchive(m.name, "path leaves the archive")
-        if m.isdir():
-            target.mkdir(parents=True, exist_ok=True)
-        elif m.isfile():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(m)
-            assert src is not None
-            with open(target, "wb") as w:
-                shutil.copyfileobj(src, w, BUF)
-        elif m.issym():
-            link = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
-            if m.linkname.startswith("/") or link.startswith(".."):
-                raise UnsafeArchive(m.name, "symlink leaves the archive")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(m.linkname)
-        elif m.islnk():
-            link = _clean(m.linkname)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / link, target)
-        # other entry types (devices, fifos) have no place in an image archive
-
-
 @contextlib.contextmanager
-def open_archive(src: Path | BinaryIO, tmp: Path) -> Iterator[_Source]:
-    """Open an archive file, OCI layout directory, or stream for reading."""
+def open_archive(src: Path | BinaryIO, blobs: BlobIngest) -> Iterator[_Source]:
+    """Open an OCI layout directory, or read an archive file or stream once: plain,
+    gzip or zstd; layers go to the blob store on the way."""
     if isinstance(src, Path) and src.is_dir():
-        yield _Source(root=src)
+        yield _Source(src)
         return
     f: BinaryIO = open(src, "rb") if isinstance(src, Path) else src  # noqa: SIM115
     try:
-        head = _peek(f, 4)
+        head, untouched = _peek(f, 4)
         if not head:
             raise InvalidData("empty archive" if isinstance(src, Path)
                               else "requested load from stdin, but stdin is empty")
         kind = sniff_compression(head)
-        seekable = kind == "" and _seekable(f)
-        if seekable:
-            try:
-                tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed below
-            except tarfile.TarError as e:
-                raise InvalidData(f"invalid archive: {e}") from None
-            with tf:
-                yield _Source(tar=tf)
-            return
-        work = Path(tempfile.mkdtemp(prefix="load-", dir=tmp))
+        stream: Any = f if untouched else _Prefixed(head, f)
+        scanned = _Scanned(blobs)
         try:
-            stream: Any = _Prefixed(head, f) if not _seekable(f) else f
-            try:
-                with decompressed(_synced(stream), kind) as d, \
-                        tarfile.open(fileobj=d, mode="r|") as tf:
-                    _extract(tf, work)
-            except (tarfile.TarError, EOFError, zlib.error) as e:
-                raise InvalidData(f"invalid archive: {e}") from None
-            yield _Source(root=work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            with decompressed(stream, kind) as d, \
+                    tarfile.open(fileobj=d, mode="r|") as tf:
+                scanned.scan(tf)
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise InvalidData(f"invalid archive: {e}") from None
+        yield scanned
     finally:
         if isinstance(src, Path):
             f.close()
 
 
-def _seekable(f: BinaryIO) -> bool:
+def _peek(f: BinaryIO, n: int) -> tuple[bytes, bool]:
+    """The first ``n`` bytes, and whether ``f`` was left untouched (read with pread on
+    a seekable descriptor, so a decompressor child can take the descriptor as is)."""
     try:
-        return f.seekable()
-    except (AttributeError, OSError):
-        return False
-
-
-def _peek(f: BinaryIO, n: int) -> bytes:
-    if _seekable(f):
-        pos = f.tell()
-        data = f.read(n)
-        f.seek(pos)
-        return data
-    return f.read(n)
+        if f.seekable():
+            return os.pread(f.fileno(), n, f.tell()), True
+    except (AttributeError, OSError, ValueError):
+        pass
+    return f.read(n), False
 
 
 class _Prefixed(io.RawIOBase):
@@ -454,6 +449,11 @@ class _Prefixed(io.RawIOBase):
 
 def _ingest(src: _Source, name: str, blobs: BlobIngest, expected: str = "") -> tuple[str, int]:
     """Copy one archive file into the blob store; verify against ``expected`` if given."""
+    known = src.blob_of(name)
+    if known is not None:
+        if expected and known[0] != expected:
+            raise DigestMismatch(expected, known[0])
+        return known
     if expected:
         digest = expected
         if blobs.has(digest):
@@ -618,7 +618,7 @@ def load(src: Path | BinaryIO, blobs: BlobIngest, tmp: Path, platform: Platform)
     Docker's manifest.json wins when an archive has both it and an OCI index
     (Docker 25 writes both).  ``platform`` picks the manifest of an index entry.
     """
-    with open_archive(src, tmp) as s:
+    with open_archive(src, blobs) as s:
         if s.exists("manifest.json"):
             return load_docker(s, blobs)
         if s.exists("index.json"):
