@@ -313,7 +313,10 @@ class Registry:
             params.append(("scope", s))
         creds = self.credentials
         if creds.identity_token:
-            form = dict(params)
+            form = {k: v for k, v in params if k != "scope"}
+            scopes = [v for k, v in params if k == "scope"]
+            if scopes:  # OAuth: one space-separated scope parameter
+                form["scope"] = " ".join(scopes)
             form.update(grant_type="refresh_token", refresh_token=creds.identity_token,
                         client_id="pallet")
             resp = self._with_retries(
