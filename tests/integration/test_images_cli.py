@@ -62,11 +62,13 @@ def test_inspect_format_and_tag(pallet: Pallet, busybox_image: str) -> None:
 
 
 def test_rmi_untag_then_delete(pallet: Pallet, pallet_root: Path, busybox_image: str) -> None:
-    iid = json.loads(pallet.ok("image", "inspect", busybox_image))[0]["Id"]
+    d = json.loads(pallet.ok("image", "inspect", busybox_image))[0]
+    iid, layer = d["Id"], d["RootFS"]["Layers"][0]
     pallet.ok("tag", busybox_image, "second:1")
     assert pallet.ok("rmi", "second:1") == "Untagged: second:1\n"
     r = pallet("rmi", "busybox:test")
-    assert r.rc == 0 and r.out == f"Untagged: busybox:test\nDeleted: {iid}\n"
+    # then the image, then its layer (one layer: its chain ID is its DiffID)
+    assert r.rc == 0 and r.out == f"Untagged: busybox:test\nDeleted: {iid}\nDeleted: {layer}\n"
     assert pallet.ok("images", "-q") == ""
     blobs = os.listdir(pallet_root / "store" / "blobs" / "sha256")
     assert blobs == []
@@ -79,7 +81,7 @@ def test_rmi_by_id_with_several_tags_needs_force(pallet: Pallet, busybox_image: 
     assert r.rc == 125 and "image is referenced in multiple repositories" in r.err
     r = pallet("rmi", "-f", iid[7:19])
     assert r.rc == 0
-    assert sorted(r.out.splitlines()) == sorted(["Untagged: busybox:test", "Untagged: b:1", f"Deleted: {iid}"])
+    assert sorted(r.out.splitlines()[:3]) == sorted(["Untagged: busybox:test", "Untagged: b:1", f"Deleted: {iid}"])
 
 
 def test_rmi_several_args_and_missing(pallet: Pallet, busybox_image: str, busybox_tar: Path) -> None:

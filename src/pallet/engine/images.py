@@ -218,9 +218,19 @@ class ImageService:
                     self.store.images.untag(parse(t))
             return RemoveResult(tuple(untagged), ())
         self.store.images.remove(img.id)
+        layers = self._unshared_layers(img)
         if prune:
             self.gc(_blobs_of(img))
-        return RemoveResult(tuple(untagged), (img.id,))
+        return RemoveResult(tuple(untagged), (img.id, *layers))
+
+    def _unshared_layers(self, removed: Image) -> builtins.list[str]:
+        """Chain IDs of a removed image's layers that no remaining image has (top first),
+        which Docker lists as deleted after the image."""
+        left: set[str] = set()
+        for img in self.store.images.list():
+            left.update(chain_ids(list(img.config.diff_ids)))
+        mine = chain_ids(list(removed.config.diff_ids))
+        return [c for c in reversed(mine) if c not in left]
 
     def prune(self, all_: bool = False, filters: builtins.list[str] | None = None) -> PruneResult:
         """Dangling images (all unused ones with ``all_``) not used by a container.
@@ -241,6 +251,7 @@ class ImageService:
             self.store.images.remove(img.id)
             cands |= _blobs_of(img)
             lines.append(f"deleted: {img.id}")
+            lines += [f"deleted: {c}" for c in self._unshared_layers(img)]
         self.gc(cands)
         return PruneResult(tuple(lines), max(0, before - self.disk_usage_bytes()))
 
