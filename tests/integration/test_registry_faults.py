@@ -234,3 +234,13 @@ def test_push_manifest_retried_after_5xx(tmp_path: Path) -> None:
 def test_push_manifest_refused(tmp_path: Path) -> None:
     with fake_registry(Faults(manifest_put_status=403)) as reg, pytest.raises(RegistryDenied):
         _push_image(reg.host, tmp_path)
+
+
+def test_bearer_token_from_an_identity_token(tmp_path: Path) -> None:
+    """Credentials saved as an identity (refresh) token use the OAuth2 POST flow."""
+    with fake_registry(Faults(bearer=True, user="u", password="refresh-me")) as reg:
+        got, _ = _pull(reg.host, tmp_path, creds=Credentials(identity_token="refresh-me"))
+        assert got.manifest_digest == reg.manifest_digest
+        assert reg.count["oauth"] >= 1
+        with pytest.raises(RegistryUnauthorized):
+            _pull(reg.host, tmp_path / "b", creds=Credentials(identity_token="stale"))

@@ -144,6 +144,19 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             reg.requests.append((self.command, self.path, dict(self.headers.items())))
+            if self.path.split("?", 1)[0] == "/token":  # OAuth2 refresh-token grant
+                from urllib.parse import parse_qs
+
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                if form.get("grant_type") != ["refresh_token"] or \
+                        form.get("refresh_token") != [f.password]:
+                    self._err(401, "UNAUTHORIZED", "invalid refresh token")
+                    return
+                reg.count["oauth"] = reg.count.get("oauth", 0) + 1
+                self._send(200, json.dumps({"access_token": token}).encode(),
+                           {"Content-Type": "application/json"})
+                return
             n = reg.count.get("session", 0)
             reg.count["session"] = n + 1
             self._send(202, b"", {"Location": f"/upload/{n}"})
