@@ -117,9 +117,18 @@ def bootstrap(config: Config, opts: BootstrapOptions, progress: bool = True) -> 
         try:
             layer = import_layer(proc.stdout, svc.store.blobs, compression="")  # type: ignore[arg-type]
         except BaseException:
-            proc.kill()
-            proc.wait()
-            raise _failure(log, proc.returncode) from None
+            # mmdebstrap failing ends its tar early: then its own error is the one to show
+            proc.stdout.close()  # if it is still writing, it stops on a broken pipe
+            try:
+                rc = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                rc = 0
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if rc not in (0, None) and not _killed_by_pipe(log):
+                raise _failure(log, rc) from None
+            raise
         finally:
             proc.stdout.close()
         if proc.wait() != 0:
@@ -149,5 +158,12 @@ def _failure(log: object, rc: int | None) -> Unavailable:
     log.seek(0)  # type: ignore[attr-defined]
     lines = log.read().decode(errors="replace").strip().splitlines()  # type: ignore[attr-defined]
     errs = [ln for ln in lines if ln.startswith("E:")]
-    why = (errs or lines or [f"exit status {rc}"])[-1]
+    why = errs[0] if errs else (lines or [f"exit status {rc}"])[-1]
     return Unavailable(f"mmdebstrap failed: {why}")
+
+
+def _killed_by_pipe(log: object) -> bool:
+    """mmdebstrap stopped only because we stopped reading (we refused its output)."""
+    log.seek(0)  # type: ignore[attr-defined]
+    text = log.read().decode(errors="replace")  # type: ignore[attr-defined]
+    return "received signal PIPE" in text and "E: " not in text.replace("E: mmdebstrap failed to run", "")
