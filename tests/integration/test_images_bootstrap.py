@@ -71,3 +71,7 @@ def test_bootstrap_user_mistakes(tmp_path: Path) -> None:
     assert r.rc == 125 and "invalid reference format" in r.err
     r = p("image", "bootstrap", "--variant", "huge", "x:1")
     assert r.rc == 125 and r.err.strip() == "Error: invalid variant: huge"
+    r = p("image", "bootstrap", "--suite", "nosuchsuite", "x:1", timeout=300)
+    assert r.rc == 125 and r.err.count("\n") == 1, r
+    assert r.err.startswith("Error: mmdebstrap failed: E: ")
+    assert p.ok("images", "-q") == "" and os.listdir(tmp_path / "store" / "ingest") == []

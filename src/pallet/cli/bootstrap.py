@@ -42,7 +42,8 @@ def bootstrap(config: Config, names: tuple[str, ...], suite: str, variant: str, 
                             components=tuple(c for c in components.split(",") if c), cmd=cmd_t)
     mmdebstrap_argv(opts, suite)  # validates the options before the long part starts
     parse(tag)
-    sys.stderr.write(f"Bootstrapping Debian {suite} ({variant}"
-                     + (f", with {', '.join(pkgs)}" if pkgs else "") + f") as {tag}...\n")
+    if sys.stderr.isatty():
+        sys.stderr.write(f"Bootstrapping Debian {suite} ({variant}"
+                         + (f", with {', '.join(pkgs)}" if pkgs else "") + f") as {tag}...\n")
     img = run(config, opts)
     click.echo(img.id)
