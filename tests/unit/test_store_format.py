@@ -30,6 +30,9 @@ def test_json() -> None:
     assert render("{{json .Labels}}", ROWS) == '{"a":"1"}\nnull\n'
     out = render("{{json .}}", ROWS[:1])
     assert out.startswith('{"Repository":"busybox"')
+    # Go's encoding/json escapes HTML characters and keeps UTF-8
+    assert render("{{json .Repository}}", ROWS[1:]) == '"\\u003cnone\\u003e"\n'
+    assert execute("{{json .}}", {"a": "é&"}) == '{"a":"é\\u0026"}'
 
 
 def test_go_printing_and_functions() -> None:

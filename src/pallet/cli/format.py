@@ -190,7 +190,9 @@ def _field(obj: Any, path: str) -> Any:
 
 
 def _to_json(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), default=str)
+    """As Go's encoding/json writes it: compact, UTF-8, with <, > and & escaped."""
+    s = json.dumps(v, separators=(",", ":"), default=str, ensure_ascii=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 _FUNCS: dict[str, Any] = {
