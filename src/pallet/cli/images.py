@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -115,10 +114,6 @@ def images(
             click.echo(i if no_trunc else i)
         return
     if fmt == "json":
-        for r in rows:
-            click.echo(json.dumps(r, separators=(",", ":")))
-        return
+        fmt = "{{json .}}"
     tpl = fmt or (DIGEST_FORMAT if digests else DEFAULT_FORMAT)
-    if not no_trunc and not fmt:
-        pass
     click.echo(render(tpl, rows, HEADERS), nl=False)

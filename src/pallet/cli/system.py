@@ -79,10 +79,8 @@ def df(config: Config, fmt: str | None, verbose: bool) -> None:
          "Reclaimable": human_size(vsize, 4) + _pct(vsize, vsize)},
         {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
     ]
-    if fmt == "json" or (fmt and fmt.strip() == "{{json .}}"):
-        for r in rows:
-            click.echo(json.dumps(r, separators=(",", ":")))
-        return
+    if fmt == "json":
+        fmt = "{{json .}}"
     if not verbose:
         click.echo(render(fmt or DF_FORMAT, rows, DF_HEADERS), nl=False)
         return
