@@ -208,3 +208,17 @@ def test_kill_9_mid_unpack_then_ensure(pallet_root: Path) -> None:
     (fs,) = s.snapshots.ensure(img)
     assert len(os.listdir(fs / "d")) == 400
     assert not [n for n in os.listdir(snaps) if n.startswith("tmp-")]
+
+
+def test_diff_to_blob(pallet_root: Path, tmp_path: Path) -> None:
+    from pallet.store.layers import diff_to_blob
+
+    s = new_store(pallet_root)
+    upper = tmp_path / "upper"
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc" / "new").write_text("n")
+    os.mknod(upper / "etc" / "gone", stat.S_IFCHR, os.makedev(0, 0))
+    digest, size = diff_to_blob(upper, s.blobs)
+    assert s.blobs.size(digest) == size
+    ents = _entries(s.blobs.read(digest))
+    assert set(ents) == {"etc", "etc/new", "etc/.wh.gone"}

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from pallet.errors import DigestMismatch, InvalidData, UnsafeArchive
 from pallet.oci import mediatypes as mt
+from pallet.store.blobs import BlobStore
 from pallet.store.compression import CHUNK, decompressed
 
 WHITEOUT_PREFIX = ".wh."
@@ -484,7 +485,9 @@ class _HashingWriter:
         return len(b)
 
     def flush(self) -> None:
-        self._f.flush()
+        flush = getattr(self._f, "flush", None)
+        if flush is not None:
+            flush()
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -543,6 +546,13 @@ def diff(upper_dir: Path, out: BinaryIO | Path) -> tuple[str, int]:
             dirnames[:] = keep_dirs
     hw.flush()
     return "sha256:" + hw.h.hexdigest(), hw.size
+
+
+def diff_to_blob(upper_dir: Path, blobs: BlobStore) -> tuple[str, int]:
+    """:func:`diff` straight into the blob store as an uncompressed layer: (digest == diff_id, size)."""
+    with blobs.writer() as w:
+        diff_id, size = diff(upper_dir, w)  # type: ignore[arg-type]
+    return diff_id, size
 
 
 def _add_empty(tf: tarfile.TarFile, name: str, mtime: float) -> None:
