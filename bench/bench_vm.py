@@ -182,16 +182,8 @@ def run_all(t: Path, runs: int) -> None:
     print(f"accelerator: {acc.name.upper()} ({acc.reason})")
     print(f"guest kernel {kernel.release}; host kernel {os.uname().release}")
     vb = write_bundle(t / "vm-true", rootfs, ["true"])
-    time_vm(rt, vb, 1)  # warm the image cache
-    vm_total, vm_boot = time_vm(rt, vb, runs)
-    bare = time_bare_qemu(q, ensure_boot_image(cfg.root / "vm", kernel), initrd, acc.name, runs)
-    rows = [("pallet VM (create+start+wait+delete)", vm_total),
-            ("  of which boot to agent ready", vm_boot),
-            ("bare qemu microvm boot + poweroff", bare)]
-    if shutil.which("runc"):
-        rb = runc_bundle(t / "runc-true", rootfs, ["true"])
-        rows.append(("runc run (container)", time_cmd(
-            ["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], runs)))
+    boot_image = ensure_boot_image(cfg.root / "vm", kernel)
+    rb = runc_bundle(t / "runc-true", rootfs, ["true"]) if shutil.which("runc") else None
     # end to end through the CLI: the same image in a container and in a VM
     proot = t / "cli-root"
     (proot / "vm").parent.mkdir(parents=True, exist_ok=True)
@@ -199,22 +191,47 @@ def run_all(t: Path, runs: int) -> None:
     tar = make_busybox_tar(t / "busybox.tar")
     subprocess.run(pallet_cli(proot, "import", str(tar), "busybox:bench"), check=True,
                    stdout=subprocess.DEVNULL)
-    rows.append(("pallet run --rm --isolation vm IMG true", time_pallet_run(proot, runs, "--isolation", "vm")))
+    time_vm(rt, vb, 1)  # warm the image cache
+    runtimes = []
     for rt_name in ("pallet", "runc"):
         try:
-            rows.append((f"pallet run --rm --runtime {rt_name} IMG true",
-                         time_pallet_run(proot, runs, "--runtime", rt_name)))
+            time_pallet_run(proot, 1, "--runtime", rt_name)
+            runtimes.append(rt_name)
         except subprocess.CalledProcessError:
             print(f"(container mode with the {rt_name} runtime is not available here)")
+    # one of each kind per round, so that the machine's load drifts over all of them alike
+    vm_total: list[float] = []
+    vm_boot: list[float] = []
+    bare: list[float] = []
+    runc_run: list[float] = []
+    cli_vm: list[float] = []
+    cli_ct: dict[str, list[float]] = {n: [] for n in runtimes}
+    for _ in range(runs):
+        total, boot = time_vm(rt, vb, 1)
+        vm_total += total
+        vm_boot += boot
+        bare += time_bare_qemu(q, boot_image, initrd, acc.name, 1)
+        if rb is not None:
+            runc_run += time_cmd(["runc", "run", "--bundle", str(rb), f"pallet-bench-{os.getpid()}"], 1)
+        cli_vm += time_pallet_run(proot, 1, "--isolation", "vm")
+        for n in runtimes:
+            cli_ct[n] += time_pallet_run(proot, 1, "--runtime", n)
+    rows = [("pallet VM (create+start+wait+delete)", vm_total),
+            ("  of which boot to agent ready", vm_boot),
+            ("bare qemu microvm boot + poweroff", bare)]
+    if runc_run:
+        rows.append(("runc run (container)", runc_run))
+    rows.append(("pallet run --rm --isolation vm IMG true", cli_vm))
+    rows += [(f"pallet run --rm --runtime {n} IMG true", xs) for n, xs in cli_ct.items()]
     print(f"\nboot-to-exit of `true`, median of {runs}:")
     for name, xs in rows:
         print(f"  {name:40s} {med(xs)}")
     base = statistics.median(vm_total)
-    for name, xs in rows[2:4]:
-        print(f"  pallet VM / {name.strip():40s} x{base / statistics.median(xs):.1f}")
-    cli_vm = statistics.median(rows[4][1])
-    for name, xs in rows[5:]:
-        print(f"  run --isolation vm / {name:38s} x{cli_vm / statistics.median(xs):.1f}")
+    for name, xs in [("bare qemu microvm boot + poweroff", bare), ("runc run (container)", runc_run)]:
+        if xs:
+            print(f"  pallet VM / {name:40s} x{base / statistics.median(xs):.1f}")
+    for n, xs in cli_ct.items():
+        print(f"  run --isolation vm / run --runtime {n:20s} x{statistics.median(cli_vm) / statistics.median(xs):.1f}")
     print(f"  pallet overhead over bare QEMU: {base - statistics.median(bare):+.3f}s")
     sb = write_bundle(t / "vm-sleep", rootfs, ["sleep", "1000"])
     qrss, quss, srss = vm_memory(rt, sb)
