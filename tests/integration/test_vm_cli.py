@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
 import select
@@ -42,8 +43,12 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def left_behind(root: Path, cid: str) -> list[str]:
+    """The VM's state directory, processes, cgroup and tap, if any is still there."""
     vm_state = root / "run" / "vm" / cid
-    return ([str(vm_state)] if vm_state.exists() else []) + processes_mentioning(cid)
+    out = ([str(vm_state)] if vm_state.exists() else []) + processes_mentioning(cid)
+    out += glob.glob(f"/sys/fs/cgroup/*/pallet/{cid}") + glob.glob(f"/sys/fs/cgroup/unified/pallet/{cid}")
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return out + [ln for ln in links.splitlines() if "pvmtap" in ln]
 
 
 def test_run_rm_in_a_vm(vm_pallet: Pallet, pallet_root: Path) -> None:
