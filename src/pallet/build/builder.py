@@ -1,0 +1,547 @@
+"""The builder: runs a parsed Dockerfile step by step like Docker's classic builder, with a
+layer cache (parent + expanded instruction + source hashes) and the same history records."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import secrets as _secrets
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TextIO
+
+from pallet.build import dispatch
+from pallet.build.args import BuildArgs
+from pallet.build.context import Context
+from pallet.build.copy import HashCache, Plan, Source, TreeSource, plan, plan_digest, write_layer
+from pallet.build.lex import LexError, expand_word
+from pallet.build.parser import BuildError, Dockerfile, Instruction, ParseError, Stage, parse
+from pallet.build.run import Executor, remove_tree
+from pallet.errors import ImageNotFound
+from pallet.oci import mediatypes as mt
+from pallet.oci.image import DEFAULT_PATH, ContainerConfig, History, ImageConfig
+from pallet.oci.manifest import Descriptor, Manifest
+from pallet.store import Image, Store
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    tags: tuple[str, ...] = ()
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = "default"
+    no_cache: bool = False
+    pull: bool = False
+    cache_from: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)  # id -> host file
+    platform: str = ""
+    quiet: bool = False
+    host_proxy_env: tuple[str, ...] = ()  # KEY=value given to RUN, as Docker's proxy build args
+
+
+@dataclass
+class _State:
+    stage: Stage
+    config: ImageConfig
+    layers: list[Descriptor]
+    key: str
+    image_id: str
+    args: BuildArgs
+    cmd_set: bool = False
+
+    @property
+    def cc(self) -> ContainerConfig:
+        return self.config.config
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _sha(*parts: str) -> str:
+    return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class Builder:
+    current_df: Dockerfile | None = None
+
+    def __init__(
+        self,
+        store: Store,
+        work_dir: Path,
+        executor: Executor | None,
+        out: TextIO,
+        resolve_image: Callable[[str], Image] | None = None,
+        host_platform: str = "linux/amd64",
+    ) -> None:
+        self.store = store
+        self.work = work_dir
+        self.executor = executor
+        self.out = out
+        self.resolve_image = resolve_image or store.images.get
+        self.host_platform = host_platform
+        self.cache_path = work_dir / "cache.json"
+        self.hashes = HashCache(work_dir / "hashes.json")
+        self._cache: dict[str, dict[str, object]] | None = None
+        self.step = 0
+        self.total = 0
+        self.tail: list[str] = []
+
+    # -- output ----------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    # -- cache -----------------------------------------------------------------------------
+
+    def _cache_index(self) -> dict[str, dict[str, object]]:
+        if self._cache is None:
+            try:
+                self._cache = json.loads(self.cache_path.read_text())
+            except (OSError, ValueError):
+                self._cache = {}
+        return self._cache
+
+    def _cache_get(self, key: str) -> tuple[ImageConfig, list[Descriptor], str] | None:
+        ent = self._cache_index().get(key)
+        if not ent:
+            return None
+        cfg_digest = str(ent["config"])
+        layers = [Descriptor.from_dict(d) for d in ent["layers"]]  # type: ignore[attr-defined]
+        if not self.store.blobs.has(cfg_digest) or not all(self.store.blobs.has(d.digest) for d in layers):
+            return None
+        cfg = ImageConfig.from_json(self.store.blobs.read(cfg_digest))
+        return cfg, layers, cfg_digest
+
+    def _cache_put(self, key: str, cfg_digest: str, layers: list[Descriptor]) -> None:
+        idx = self._cache_index()
+        idx[key] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
+
+    def _cache_save(self) -> None:
+        if self._cache is None:
+            return
+        self.work.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_name(f".cache.json.{os.getpid()}")
+        tmp.write_text(json.dumps(self._cache))
+        os.replace(tmp, self.cache_path)
+
+    # -- entry point -----------------------------------------------------------------------
+
+    def build(self, ctx: Context, opts: BuildOptions) -> Image:
+        df = parse(ctx.dockerfile_text, ctx.dockerfile_name)
+        self.current_df = df
+        self._no_cache = opts.no_cache
+        if opts.platform and opts.platform not in (self.host_platform, self.host_platform.split("/")[0]):
+            raise BuildError(f"pallet builds for the host's platform only ({self.host_platform}); "
+                             f"requested: {opts.platform}")
+        last = len(df.stages) - 1
+        if opts.target:
+            t = df.stage_index(opts.target)
+            if t is None:
+                raise BuildError(f"failed to reach build target {opts.target} in Dockerfile")
+            last = t
+        stages = list(df.stages[: last + 1])
+        if opts.labels and last == len(df.stages) - 1:
+            lab = Instruction("LABEL", tuple(x for k, v in sorted(opts.labels.items())
+                                             for x in (_go_q(k), "'" + v + "'")), line=0,
+                              original="LABEL " + " ".join(f"{_go_q(k)}='{v}'" for k, v in sorted(opts.labels.items())))
+            s = stages[-1]
+            stages[-1] = replace(s, instructions=(*s.instructions, lab))
+        self.total = len(df.meta_args) + sum(1 + len(s.instructions) for s in stages)
+        args = BuildArgs(dict(opts.build_args))
+        self.step = 0
+        for m in df.meta_args:
+            self._step_header(m)
+            for name, default in self._arg_pairs(m, args.meta_env(), df.escape):
+                args.add_meta(name, default)
+        done: list[_State] = []
+        try:
+            for s in stages:
+                done.append(self._build_stage(df, s, done, args.for_stage(), ctx, opts))
+        finally:
+            self.hashes.save()
+            self._cache_save()
+        final = done[-1]
+        unused = args.unused()
+        if unused:
+            self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        img = self._commit_image(final, opts.tags)
+        return img
+
+    def _step_header(self, ins: Instruction) -> None:
+        self.step += 1
+        text = ins.original.split("\n", 1)[0] if ins.original else ins.cmd
+        self.say(f"Step {self.step}/{self.total} : {text}")
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def _from(self, df: Dockerfile, s: Stage, done: list[_State], args: BuildArgs, opts: BuildOptions) -> _State:
+        try:
+            base = expand_word(s.base, args.meta_env(), df.escape)
+        except LexError as e:
+            raise ParseError(df.filename, s.line, str(e)) from None
+        if s.platform:
+            plat = expand_word(s.platform, args.meta_env(), df.escape)
+            if plat not in (self.host_platform, "$BUILDPLATFORM", "$TARGETPLATFORM", ""):
+                raise ParseError(df.filename, s.line, f"pallet builds for the host's platform only "
+                                 f"({self.host_platform}); FROM asks for {plat}")
+        prev = None
+        low = base.lower()
+        for st in done:
+            if st.stage.name and st.stage.name == low:
+                prev = st
+        if prev is None and base.isdigit() and int(base) < len(done):
+            prev = done[int(base)]
+        if prev is not None:
+            return _State(s, prev.config, list(prev.layers), prev.key, prev.image_id, args)
+        if base == "scratch":
+            arch = self.host_platform.split("/")[1]
+            cfg = ImageConfig(architecture=arch, os="linux", config=ContainerConfig())
+            return _State(s, cfg, [], "scratch", "", args)
+        if df.stage_index(base) is not None and df.stage_index(base) == s.index:
+            raise ParseError(df.filename, s.line, f"circular dependency detected on stage: {base}")
+        try:
+            img = self.resolve_image(base)
+        except ImageNotFound:
+            raise ParseError(df.filename, s.line,
+                             f"pull access denied for {base}, repository does not exist or may require "
+                             "'docker login' (no such image in the local store)") from None
+        return _State(s, img.config, list(img.manifest.layers), "image:" + img.id, img.id, args)
+
+    def _build_stage(self, df: Dockerfile, s: Stage, done: list[_State], args: BuildArgs,
+                     ctx: Context, opts: BuildOptions) -> _State:
+        self.step += 1
+        self.say(f"Step {self.step}/{self.total} : {_first_line(s, df)}")
+        st = self._from(df, s, done, args, opts)
+        # the stage's working config: PATH set, OnBuild of the base consumed
+        cc = st.cc
+        if "PATH" not in cc.env_dict():
+            cc = replace(cc, env=(*cc.env, DEFAULT_PATH))
+        triggers = list(cc.on_build)
+        cc = replace(cc, on_build=())
+        st.config = replace(st.config, config=cc)
+        if st.image_id:
+            self.say(f" ---> {_short(st.image_id)}")
+        if triggers:
+            self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
+            for t in triggers:
+                tdf = parse("FROM scratch\n" + t, df.filename)
+                for ins in tdf.stages[0].instructions:
+                    st = self._dispatch(df, st, ins, done, ctx, opts, trigger=True)
+        for ins in s.instructions:
+            self._step_header(ins)
+            try:
+                st = self._dispatch(df, st, ins, done, ctx, opts)
+            except ParseError:
+                raise
+            except LexError as e:
+                raise ParseError(df.filename, ins.line, str(e)) from None
+            except BuildError as e:
+                if ins.line and not str(e).startswith(df.filename):
+                    raise ParseError(df.filename, ins.line, str(e)) from None
+                raise
+        return st
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _env(self, st: _State) -> dict[str, str]:
+        env = dict(st.cc.env_dict())
+        for kv in st.args.filter_allowed(st.cc.env):
+            k, _, v = kv.partition("=")
+            env[k] = v
+        return env
+
+    def _arg_pairs(self, ins: Instruction, env: dict[str, str], escape: str) -> list[tuple[str, str | None]]:
+        out: list[tuple[str, str | None]] = []
+        for a in ins.args:
+            k, eq, v = a.partition("=")
+            if not k:
+                raise BuildError("ARG names can not be blank")
+            out.append((k, expand_word(v, env, escape) if eq else None))
+        return out
+
+    def _dispatch(self, df: Dockerfile, st: _State, ins: Instruction, done: list[_State], ctx: Context,
+                  opts: BuildOptions, trigger: bool = False) -> _State:
+        c = ins.cmd
+        env = self._env(st)
+        if c == "ARG":
+            pairs = self._arg_pairs(ins, env, df.escape)
+            for k, v in pairs:
+                st.args.add(k, v)
+            comment = "ARG " + " ".join(k if v is None else f"{k}={v}" for k, v in pairs)
+            return self._meta_commit(st, st.cc, comment)
+        if c == "WORKDIR":
+            wd = dispatch.normalize_workdir(st.cc.working_dir, expand_word(ins.args[0], env, df.escape))
+            cc = replace(st.cc, working_dir=wd)
+            return self._workdir(st, cc, wd)
+        if c == "MAINTAINER":
+            new, comment, _ = dispatch.apply(ins, st.cc, env, df.escape, st.cmd_set)
+            st.config = replace(st.config, author=" ".join(ins.args))
+            return self._meta_commit(st, new, comment)
+        if c in ("COPY", "ADD"):
+            return self._copy(df, st, ins, env, done, ctx)
+        if c == "RUN":
+            return self._run(df, st, ins, env, done, ctx, opts)
+        new, comment, cmd_set = dispatch.apply(ins, st.cc, env, df.escape, st.cmd_set)
+        st.cmd_set = cmd_set
+        return self._meta_commit(st, new, comment)
+
+    def _created_by(self, st: _State, comment: str, one_arg: bool = False) -> str:
+        shell = " ".join(dispatch.shell_of(st.cc))
+        return f"{shell} #(nop) {comment}" if one_arg else f"{shell} #(nop)  {comment}"
+
+    def _advance(self, st: _State, cc: ContainerConfig, created_by: str, key: str,
+                 layer: Callable[[], Descriptor | None] | None) -> _State:
+        """One step: from the cache, or by making its layer (if any) and recording history."""
+        hit = None if self._no_cache else self._cache_get(key)
+        if hit is not None:
+            cfg, layers, cfg_digest = hit
+            self.say(" ---> Using cache")
+        else:
+            desc = layer() if layer is not None else None
+            layers = list(st.layers)
+            diff_ids = list(st.config.diff_ids)
+            empty = desc is None
+            if desc is not None:
+                layers.append(desc)
+                diff_ids.append(desc.digest)
+            created = now_rfc3339()
+            hist = History(created=created, created_by=created_by, empty_layer=empty)
+            cfg = replace(st.config, config=cc, created=created, diff_ids=tuple(diff_ids),
+                          history=(*st.config.history, hist))
+            data = cfg.to_json()
+            cfg_digest = self.store.blobs.put(data)
+            self._cache_put(key, cfg_digest, layers)
+        self.say(f" ---> {_short(cfg_digest)}")
+        return _State(st.stage, cfg, layers, key, cfg_digest, st.args, st.cmd_set)
+
+    _no_cache = False
+
+    def _meta_commit(self, st: _State, cc: ContainerConfig, comment: str) -> _State:
+        created_by = self._created_by(st, comment)
+        key = _sha(st.key, created_by, json.dumps(cc.to_dict(), sort_keys=True), st.config.author)
+        return self._advance(st, cc, created_by, key, None)
+
+    # WORKDIR makes the directory (a layer when it was missing), as Docker's classic builder does
+    def _workdir(self, st: _State, cc: ContainerConfig, wd: str) -> _State:
+        created_by = self._created_by(st, f"WORKDIR {wd}", one_arg=True)
+        key = _sha(st.key, created_by, json.dumps(cc.to_dict(), sort_keys=True))
+        rel = posixpath.normpath(wd).lstrip("/")
+        lookup = self._image_lookup(st)
+        if rel in ("", ".") or lookup(rel) is not None:
+            return self._advance(st, cc, created_by, key, None)
+
+        def layer() -> Descriptor:
+            p = Plan()
+            from pallet.build.copy import Item, _add_parents
+
+            p.add(Item(rel, "dir", 0o755, time.time()))
+            _add_parents(p, lookup, 0, 0)
+            return self._write_plan(p)
+
+        return self._advance(st, cc, created_by, key, layer)
+
+    # -- filesystem of a state -----------------------------------------------------------------
+
+    def _image_of(self, st: _State) -> Image:
+        cfg_desc = Descriptor(mt.OCI_CONFIG, st.image_id or "sha256:" + "0" * 64, 0)
+        m = Manifest(media_type=mt.OCI_MANIFEST, config=cfg_desc, layers=tuple(st.layers))
+        return Image(id=st.image_id, manifest_digest="", manifest=m, config=st.config)
+
+    def _lowers(self, st: _State) -> list[Path]:
+        if not st.layers:
+            return []
+        return self.store.snapshots.ensure(self._image_of(st))
+
+    def _image_lookup(self, st: _State) -> Callable[[str], os.stat_result | None]:
+        lowers: list[Path] | None = None
+
+        def look(rel: str) -> os.stat_result | None:
+            nonlocal lowers
+            if lowers is None:
+                lowers = self._lowers(st)
+            for lower in lowers:
+                p = lower / rel
+                try:
+                    s = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISCHR(s.st_mode) and s.st_rdev == 0:
+                    return None  # whiteout
+                if stat.S_ISLNK(s.st_mode):
+                    with contextlib.suppress(OSError):
+                        return os.stat(p)
+                return s
+            return None
+
+        return look
+
+    @contextlib.contextmanager
+    def _mounted(self, st: _State, writable: bool) -> Iterator[tuple[Path, Path]]:
+        """The state's filesystem as an overlay: (rootfs, upper dir)."""
+        tmp = self.work / "tmp" / _secrets.token_hex(8)
+        tmp.mkdir(parents=True)
+        rootfs, upper, work = tmp / "rootfs", tmp / "upper", tmp / "work"
+        mounted = False
+        try:
+            lowers = self._lowers(st)
+            self.store.snapshots.mount(lowers, upper, work, rootfs, readonly=not writable)
+            mounted = True
+            yield rootfs, upper
+        finally:
+            if mounted:
+                with contextlib.suppress(OSError):
+                    self.store.snapshots.unmount(rootfs)
+            if not mounted or not os.path.ismount(rootfs):
+                remove_tree(tmp)
+
+    def _write_plan(self, p: Plan) -> Descriptor:
+        with self.store.blobs.writer() as w:
+            write_layer(p, w)  # type: ignore[arg-type]
+        return Descriptor(mt.OCI_LAYER, w.digest, w.size)
+
+    # -- COPY / ADD -------------------------------------------------------------------------
+
+    def _copy(self, df: Dockerfile, st: _State, ins: Instruction, env: dict[str, str],
+              done: list[_State], ctx: Context) -> _State:
+        words = [expand_word(a, env, df.escape) for a in ins.args]
+        srcs, dest = words[:-1], words[-1]
+        chown = self._chown(st, expand_word(ins.flag("chown"), env, df.escape)) if ins.flag("chown") else None
+        chmod = None
+        if ins.flag("chmod"):
+            try:
+                chmod = int(expand_word(ins.flag("chmod"), env, df.escape), 8)
+            except ValueError:
+                raise BuildError(f"invalid chmod parameter: {ins.flag('chmod')}") from None
+        heredocs = {h.name: h.content.encode() for h in ins.heredocs}
+        srcs = [s[2:].lstrip("-") if s.startswith("<<") and s[2:].lstrip("-") in heredocs else s for s in srcs]
+        frm = ins.flag("from")
+        downloads: dict[str, tuple[Path, float]] = {}
+        with contextlib.ExitStack() as stack:
+            source: Source | None = ctx if ctx.root is not None else None
+            if frm:
+                if ins.cmd == "ADD":
+                    raise BuildError("ADD does not support the --from flag")
+                src_state = self._from_source(df, st, expand_word(frm, env, df.escape), done)
+                root, _ = stack.enter_context(self._mounted(src_state, writable=False))
+                source = TreeSource(root)
+            if ins.cmd == "ADD":
+                for s in srcs:
+                    if s.startswith(("http://", "https://")):
+                        downloads[s] = self._download(s, stack)
+            p = plan(source, srcs, dest, workdir=st.cc.working_dir, chown=chown, chmod=chmod,
+                     is_add=ins.cmd == "ADD", image_stat=self._image_lookup(st), heredocs=heredocs,
+                     downloads=downloads, cmd=ins.cmd)
+            digest = plan_digest(p, self.hashes)
+            kind = "multi" if len(srcs) > 1 else ("dir" if _is_dir_plan(p, srcs) else "file")
+            shown = f"{kind}:{digest.split(':', 1)[1]}"
+            created_by = self._created_by(st, f"{ins.cmd} {shown} in {dest} ", one_arg=True)
+            key = _sha(st.key, created_by, frm, ins.flag("chown"), ins.flag("chmod"))
+            return self._advance(st, st.cc, created_by, key, lambda: self._write_plan(p))
+
+    def _from_source(self, df: Dockerfile, st: _State, name: str, done: list[_State]) -> _State:
+        low = name.lower()
+        for d in done:
+            if (d.stage.name and d.stage.name == low) or (name.isdigit() and d.stage.index == int(name)):
+                return d
+        idx = df.stage_index(name)
+        if idx is not None or (name.isdigit() and int(name) < len(df.stages)):
+            raise BuildError(f"circular dependency detected on stage: {name}")
+        try:
+            img = self.resolve_image(name)
+        except ImageNotFound:
+            raise BuildError(f"invalid from flag value {name}: No such image: {name}") from None
+        return _State(st.stage, img.config, list(img.manifest.layers), "", img.id, st.args)
+
+    def _download(self, url: str, stack: contextlib.ExitStack) -> tuple[Path, float]:
+        import email.utils
+        import urllib.request
+
+        tmp = self.work / "tmp" / _secrets.token_hex(8)
+        tmp.mkdir(parents=True)
+        stack.callback(remove_tree, tmp)
+        dst = tmp / "download"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(dst, "wb") as f:  # noqa: S310
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                lm = r.headers.get("Last-Modified")
+        except OSError as e:
+            raise BuildError(f"failed to download {url}: {e}") from None
+        mtime = time.time()
+        if lm:
+            with contextlib.suppress(TypeError, ValueError):
+                mtime = email.utils.parsedate_to_datetime(lm).timestamp()
+        return dst, mtime
+
+    def _chown(self, st: _State, spec: str) -> tuple[int, int]:
+        user, _, group = spec.partition(":")
+        look = self._image_lookup(st)
+
+        def table(name: str) -> list[list[str]]:
+            for lower in self._lowers(st) if look("etc/" + name) is not None else []:
+                p = lower / "etc" / name
+                if p.is_file():
+                    return [ln.split(":") for ln in p.read_text(errors="replace").splitlines() if ln]
+            return []
+
+        def find(val: str, name: str) -> tuple[int, int]:
+            if val.isdigit():
+                return int(val), -1
+            for row in table(name):
+                if row[0] == val and len(row) > 3:
+                    return int(row[2]), int(row[3]) if name == "passwd" else -1
+            raise BuildError(f"unable to convert uid/gid chown string to host mapping: "
+                             f"can't find {'uid' if name == 'passwd' else 'gid'} for user {val}")
+
+        uid, pgid = find(user, "passwd")
+        gid = uid if pgid < 0 and user.isdigit() else pgid
+        if group:
+            gid = find(group, "group")[0]
+        return uid, max(gid, 0)
+
+    # -- RUN ----------------------------------------------------------------------------------
+
+    def _run(self, df: Dockerfile, st: _State, ins: Instruction, env: dict[str, str],
+             done: list[_State], ctx: Context, opts: BuildOptions) -> _State:
+        from pallet.build.runstep import run_step
+
+        return run_step(self, df, st, ins, done, ctx, opts)
+
+    # -- final image ----------------------------------------------------------------------------
+
+    def _commit_image(self, st: _State, tags: tuple[str, ...]) -> Image:
+        from pallet.oci.reference import parse as parse_ref
+
+        refs = [parse_ref(t) for t in tags]
+        cfg_bytes = self.store.blobs.read(st.image_id) if st.image_id else st.config.to_json()
+        cfg_digest = self.store.blobs.put(cfg_bytes)
+        m = Manifest(media_type=mt.OCI_MANIFEST, config=Descriptor(mt.OCI_CONFIG, cfg_digest, len(cfg_bytes)),
+                     layers=tuple(st.layers))
+        img = self.store.images.add(m.to_json(), mt.OCI_MANIFEST, refs)
+        return img
+
+
+def _go_q(s: str) -> str:
+    return dispatch.go_quote(s)
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def _first_line(s: Stage, df: Dockerfile) -> str:
+    return f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")
+
+
+def _is_dir_plan(p: Plan, srcs: list[str]) -> bool:
+    return bool(p.archives) or len([i for i in p.items.values() if i.kind != "dir"]) != 1

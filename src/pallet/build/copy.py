@@ -1,0 +1,316 @@
+"""COPY and ADD without a container: plan the files a step adds, hash them for the cache, and
+write the layer tar straight from the sources (ownership, modes, mtimes as Docker sets them)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import stat
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from pallet.build.parser import BuildError
+
+WILDCARDS = set("*?[")
+
+
+class Source(Protocol):
+    def resolve(self, src: str, allow_wildcards: bool = True) -> list[str]: ...
+    def below(self, rel_dir: str) -> list[str]: ...
+    def path(self, rel: str) -> Path: ...
+
+
+class TreeSource:
+    """Files of a mounted image or stage (``COPY --from``): nothing is excluded."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _walk(self, top: Path) -> list[str]:
+        out = []
+        base = str(top)
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = os.path.relpath(dirpath, base)
+            rel = "" if rel == "." else rel + "/"
+            out += [rel + d for d in dirnames] + [rel + f for f in filenames]
+            dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        return sorted(out)
+
+    def resolve(self, src: str, allow_wildcards: bool = True) -> list[str]:
+        import fnmatch
+
+        clean = posixpath.normpath("/" + src).lstrip("/") or "."
+        if allow_wildcards and any(c in WILDCARDS for c in clean):
+            # walk only the fixed leading directories of the pattern
+            fixed = []
+            for part in clean.split("/"):
+                if any(c in WILDCARDS for c in part):
+                    break
+                fixed.append(part)
+            top = "/".join(fixed)
+            cands = [(top + "/" + p if top else p) for p in self._walk(self.path(top or "."))]
+            hits = [p for p in cands if fnmatch.fnmatchcase(p, clean) and p.count("/") == clean.count("/")]
+            if not hits:
+                raise BuildError("COPY failed: no source files were specified")
+            return hits
+        if clean != "." and not os.path.lexists(self.root / clean):
+            raise BuildError(f"COPY failed: stat {src}: file does not exist")
+        return [clean]
+
+    def below(self, rel_dir: str) -> list[str]:
+        return self._walk(self.path(rel_dir))
+
+    def path(self, rel: str) -> Path:
+        return self.root if rel == "." else self.root / rel
+
+
+@dataclass
+class Item:
+    dest: str  # path in the image, relative ("app/x")
+    kind: str  # file | dir | symlink | data | archive
+    mode: int
+    mtime: float
+    uid: int = 0
+    gid: int = 0
+    src: Path | None = None
+    linkname: str = ""
+    data: bytes = b""
+    size: int = 0
+
+
+@dataclass
+class Plan:
+    items: dict[str, Item] = field(default_factory=dict)
+    archives: list[tuple[Path, str]] = field(default_factory=list)  # (tarball, dest dir)
+
+    def add(self, it: Item) -> None:
+        self.items[it.dest] = it
+
+
+def _rel(image_path: str) -> str:
+    return posixpath.normpath("/" + image_path).lstrip("/")
+
+
+def plan(
+    source: Source | None,
+    srcs: list[str],
+    dest: str,
+    *,
+    workdir: str,
+    chown: tuple[int, int] | None,
+    chmod: int | None,
+    is_add: bool,
+    image_stat: Callable[[str], os.stat_result | None],
+    heredocs: dict[str, bytes] | None = None,
+    downloads: dict[str, tuple[Path, float]] | None = None,
+    cmd: str = "COPY",
+) -> Plan:
+    """What a COPY/ADD adds to the image, following Docker's rules for directories and dests."""
+    if not dest.startswith("/"):
+        trailing = dest.endswith("/") or dest in (".", "")
+        dest = posixpath.join(workdir or "/", dest)
+        if trailing and not dest.endswith("/"):
+            dest += "/"
+    dest_dir = dest.endswith("/") or dest.endswith("/.")
+    multi = len(srcs) > 1 or any(any(c in WILDCARDS for c in s) for s in srcs if "://" not in s)
+    if multi and not dest_dir:
+        st = image_stat(_rel(dest))
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise BuildError(f"When using {cmd} with more than one source file, "
+                             "the destination must be a directory and end with a /")
+    uid, gid = chown if chown is not None else (0, 0)
+    p = Plan()
+    base = _rel(dest)
+
+    def target_for(name: str) -> str:
+        if dest_dir:
+            return posixpath.join(base, name) if base != "." else name
+        st = image_stat(base)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return posixpath.join(base, name)
+        return base
+
+    def mode_of(st_mode: int) -> int:
+        return chmod if chmod is not None else stat.S_IMODE(st_mode)
+
+    for s in srcs:
+        if heredocs is not None and s in heredocs:
+            p.add(Item(target_for(s), "data", chmod if chmod is not None else 0o644, time.time(), uid, gid,
+                       data=heredocs[s], size=len(heredocs[s])))
+            continue
+        if downloads is not None and s in downloads:
+            path, mtime = downloads[s]
+            name = posixpath.basename(s.split("?", 1)[0].rstrip("/")) or "index.html"
+            p.add(Item(target_for(name), "file", chmod if chmod is not None else 0o600, mtime, uid, gid,
+                       src=path, size=path.stat().st_size))
+            continue
+        if source is None:
+            raise BuildError(f"{cmd} failed: no build context (the Dockerfile came from stdin)")
+        for rel in source.resolve(s):
+            full = source.path(rel)
+            st = os.lstat(full)
+            if stat.S_ISDIR(st.st_mode):
+                root_dest = base
+                if root_dest != ".":
+                    p.add(Item(root_dest, "dir", mode_of(st.st_mode), st.st_mtime, uid, gid))
+                for sub in source.below(rel):
+                    f = full / sub
+                    sst = os.lstat(f)
+                    d = posixpath.join(root_dest, sub) if root_dest != "." else sub
+                    p.add(_item(d, f, sst, uid, gid, mode_of))
+                continue
+            if is_add and not isinstance(source, TreeSource):
+                from pallet.build.context import is_archive
+
+                if is_archive(full):
+                    p.archives.append((full, base))
+                    continue
+            p.add(_item(target_for(posixpath.basename(rel)), full, st, uid, gid, mode_of))
+    _add_parents(p, image_stat, uid if chown is not None else 0, gid if chown is not None else 0)
+    return p
+
+
+def _item(dest: str, path: Path, st: os.stat_result, uid: int, gid: int,
+          mode_of: Callable[[int], int]) -> Item:
+    if stat.S_ISLNK(st.st_mode):
+        return Item(dest, "symlink", 0o777, st.st_mtime, uid, gid, linkname=os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return Item(dest, "dir", mode_of(st.st_mode), st.st_mtime, uid, gid)
+    if stat.S_ISREG(st.st_mode):
+        return Item(dest, "file", mode_of(st.st_mode), st.st_mtime, uid, gid, src=path, size=st.st_size)
+    raise BuildError(f"COPY failed: unsupported file type: {path.name}")
+
+
+def _add_parents(p: Plan, image_stat: Callable[[str], os.stat_result | None], uid: int, gid: int) -> None:
+    now = time.time()
+    dests = list(p.items) + [d for _, d in p.archives]
+    for d in dests:
+        parts = d.split("/")
+        for k in range(1, len(parts) + (1 if d in [a for _, a in p.archives] else 0)):
+            parent = "/".join(parts[:k])
+            if not parent or parent == "." or parent in p.items:
+                continue
+            st = image_stat(parent)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                p.items[parent] = Item(parent, "dir", stat.S_IMODE(st.st_mode), st.st_mtime, st.st_uid, st.st_gid)
+            else:
+                p.items[parent] = Item(parent, "dir", 0o755, now, uid, gid)
+
+
+# -- hashing -----------------------------------------------------------------------------------
+
+
+class HashCache:
+    """Content digests of files keyed by (path, inode, size, mtime, ctime): rehash only what changed."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, list[object]] = {}
+        self.dirty = False
+        if path is not None:
+            try:
+                self.data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self.data = {}
+
+    def digest(self, f: Path, st: os.stat_result) -> str:
+        key = str(f)
+        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        hit = self.data.get(key)
+        if hit is not None and hit[:4] == sig:
+            return str(hit[4])
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        d = h.hexdigest()
+        self.data[key] = [*sig, d]
+        self.dirty = True
+        return d
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps(self.data))
+        os.replace(tmp, self.path)
+
+
+def plan_digest(p: Plan, cache: HashCache) -> str:
+    """The cache key part of a COPY: names, modes, owners and contents (not mtimes, as Docker)."""
+    h = hashlib.sha256()
+    for dest in sorted(p.items):
+        it = p.items[dest]
+        content = ""
+        if it.kind == "file" and it.src is not None:
+            content = cache.digest(it.src, os.stat(it.src))
+        elif it.kind == "data":
+            content = hashlib.sha256(it.data).hexdigest()
+        h.update(f"{it.dest}\0{it.kind}\0{it.mode:o}\0{it.uid}:{it.gid}\0{it.linkname}\0{content}\n".encode())
+    for tarball, d in p.archives:
+        h.update(f"archive\0{d}\0{cache.digest(tarball, os.stat(tarball))}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+# -- writing the layer ---------------------------------------------------------------------------
+
+
+def write_layer(p: Plan, out: BinaryIO) -> None:
+    """The layer tar of a plan (entries in path order, parents first)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for dest in sorted(p.items, key=lambda d: d.split("/")):
+            it = p.items[dest]
+            ti = tarfile.TarInfo(it.dest)
+            ti.mode = it.mode
+            ti.mtime = int(it.mtime)
+            ti.uid, ti.gid = it.uid, it.gid
+            ti.uname = ti.gname = ""
+            if it.kind == "dir":
+                ti.type = tarfile.DIRTYPE
+                tf.addfile(ti)
+            elif it.kind == "symlink":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = it.linkname
+                tf.addfile(ti)
+            elif it.kind == "data":
+                import io
+
+                ti.size = len(it.data)
+                tf.addfile(ti, io.BytesIO(it.data))
+            else:
+                assert it.src is not None
+                with open(it.src, "rb") as f:
+                    ti.size = os.fstat(f.fileno()).st_size
+                    tf.addfile(ti, f)
+        for tarball, d in p.archives:
+            _append_archive(tf, tarball, d, set(p.items))
+
+
+def _append_archive(tf: tarfile.TarFile, tarball: Path, dest: str, seen: set[str]) -> None:
+    """ADD's auto-extraction: the archive's entries re-rooted at ``dest`` (unsafe ones refused)."""
+    from pallet.errors import UnsafeArchive
+
+    with tarfile.open(tarball, "r:*") as src:
+        for m in src:
+            name = posixpath.normpath("/" + m.name).lstrip("/")
+            if not name or name == ".":
+                continue
+            if m.islnk():
+                link = posixpath.normpath("/" + m.linkname).lstrip("/")
+                m.linkname = posixpath.join(dest, link) if dest != "." else link
+            if m.isdev() or m.isfifo():
+                raise UnsafeArchive(m.name, "device files are not extracted by ADD")
+            m.name = posixpath.join(dest, name) if dest != "." else name
+            if m.name in seen and m.isdir():
+                continue
+            m.uname = m.gname = ""
+            if m.isreg():
+                tf.addfile(m, src.extractfile(m))
+            else:
+                tf.addfile(m)

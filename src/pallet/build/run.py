@@ -1,0 +1,82 @@
+"""RUN: the step's command in a container over the parent's layers; its overlay upper dir
+becomes the layer.  The container itself is made by an executor the engine provides."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pallet.build.parser import BuildError
+
+# paths the runtime creates as mount points: not part of the layer when they were not in the image
+MOUNT_POINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname", "run/secrets")
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: str
+    destination: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    id: str
+    rootfs: Path
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str
+    user: str
+    network: str  # "host" | "none"
+    mounts: tuple[BindMount, ...] = field(default_factory=tuple)
+
+
+class Executor(Protocol):
+    def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int: ...
+
+
+def parse_mount(spec: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        k, eq, v = part.partition("=")
+        k = k.strip().lower()
+        out[k] = v if eq else "true"
+    out.setdefault("type", "bind")
+    if "dst" in out:
+        out.setdefault("target", out.pop("dst"))
+    if "destination" in out:
+        out.setdefault("target", out.pop("destination"))
+    if "src" in out:
+        out.setdefault("source", out.pop("src"))
+    if out["type"] not in ("bind", "cache", "secret", "tmpfs", "ssh"):
+        raise BuildError(f"unsupported mount type {out['type']!r}")
+    return out
+
+
+def cleanup_mount_points(upper: Path, in_image: Callable[[str], bool]) -> None:
+    """Drop the runtime's mount points from the upper dir when the image did not have them."""
+    for rel in MOUNT_POINTS:
+        p = upper / rel
+        if not os.path.lexists(p) or in_image(rel):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.is_symlink():
+                if not any(p.iterdir()):
+                    p.rmdir()
+            elif p.stat().st_size == 0:
+                p.unlink()
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        for dirpath, dirs, _files in os.walk(path):
+            for d in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(dirpath, d), 0o700)
+        shutil.rmtree(path, ignore_errors=True)
