@@ -308,6 +308,12 @@ def test_tap_mirroring_commands() -> None:
     # both directions, each redirecting to the other device
     assert [(f[4], f[-1]) for f in filters] == [("eth0", "pvmtap0"), ("pvmtap0", "eth0")]
     assert netdev.in_netns("/run/netns/x", ["ip", "link"]) == ["nsenter", "--net=/run/netns/x", "--", "ip", "link"]
+    runs = netdev.batches(cmds)  # two processes for six commands
+    assert [argv for argv, _ in runs] == [["ip", "-batch", "-"], ["tc", "-batch", "-"]]
+    assert runs[0][1].splitlines()[0] == "tuntap add dev pvmtap0 mode tap"
+    assert len(runs[1][1].splitlines()) == 4
+    reads = netdev.batches([["ip", "-j", "addr", "show"], ["ip", "-j", "route", "show", "default"]])
+    assert reads == [(["ip", "-j", "-batch", "-"], "addr show\nroute show default\n")]
 
 
 def test_guest_settings_from_ip_json() -> None:

@@ -66,20 +66,45 @@ def parse_ip_json(addr_json: str, route_json: str, iface: str = IFACE) -> GuestN
                     int(link.get("mtu", 1500)))
 
 
-def _run(netns: str, argv: list[str], check: bool = True) -> str:
-    r = subprocess.run(in_netns(netns, argv), capture_output=True, text=True, check=False)
-    if check and r.returncode != 0:
-        raise RuntimeFailure(f"setting up the VM's network ({' '.join(argv)}): {r.stderr.strip()}")
-    return r.stdout
+def batches(cmds: list[list[str]]) -> list[tuple[list[str], str]]:
+    """Consecutive ``ip``/``tc`` commands as one ``-batch -`` run each: (argv, stdin) (pure).
+
+    Leading options (``-j``) are global in batch mode: commands group by tool and options.
+    """
+    out: list[tuple[list[str], str]] = []
+    for cmd in cmds:
+        n = 1
+        while n < len(cmd) and cmd[n].startswith("-"):
+            n += 1
+        head, rest = [*cmd[:n], "-batch", "-"], " ".join(cmd[n:]) + "\n"
+        if out and out[-1][0] == head:
+            out[-1] = (head, out[-1][1] + rest)
+        else:
+            out.append((head, rest))
+    return out
+
+
+def _run(netns: str, cmds: list[list[str]], check: bool = True) -> str:
+    """Run the commands inside the namespace, a few processes for all of them."""
+    out = ""
+    for argv, script in batches(cmds):
+        r = subprocess.run(in_netns(netns, argv), input=script, capture_output=True, text=True,
+                           check=False)
+        if check and r.returncode != 0:
+            raise RuntimeFailure(f"setting up the VM's network ({argv[0]}): {r.stderr.strip()}")
+        out += r.stdout
+    return out
 
 
 def setup(netns: str) -> GuestNet:
     """Read eth0's settings and mirror it to a new tap (undone by :func:`teardown`)."""
-    net = parse_ip_json(_run(netns, ["ip", "-j", "addr", "show", "dev", IFACE]),
-                        _run(netns, ["ip", "-j", "route", "show", "default"]))
+    lines = _run(netns, [["ip", "-j", "addr", "show", "dev", IFACE], ["ip", "-j", "route", "show", "default"]]
+                 ).splitlines()
+    if len(lines) < 2:
+        raise RuntimeFailure(f"cannot read {IFACE} of the container's network namespace")
+    net = parse_ip_json(lines[0], lines[1])
     try:
-        for cmd in tap_commands(mtu=net.mtu):
-            _run(netns, cmd)
+        _run(netns, tap_commands(mtu=net.mtu))
     except RuntimeFailure:
         teardown(netns)
         raise
@@ -88,4 +113,4 @@ def setup(netns: str) -> GuestNet:
 
 def teardown(netns: str) -> None:
     for cmd in undo_commands():
-        _run(netns, cmd, check=False)
+        _run(netns, [cmd], check=False)
