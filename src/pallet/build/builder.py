@@ -150,12 +150,14 @@ class Builder:
                 raise BuildError(f"failed to reach build target {opts.target} in Dockerfile")
             last = t
         stages = list(df.stages[: last + 1])
-        if opts.labels and last == len(df.stages) - 1:
-            lab = Instruction("LABEL", tuple(x for k, v in sorted(opts.labels.items())
-                                             for x in (_go_q(k), "'" + v + "'")), line=0,
-                              original="LABEL " + " ".join(f"{_go_q(k)}='{v}'" for k, v in sorted(opts.labels.items())))
+        if opts.labels:
+            # Docker's classic builder appends one LABEL instruction per --label to the built stage
+            extra = tuple(
+                Instruction("LABEL", (_go_q(k), "'" + v + "'"), original=f"LABEL {_go_q(k)}='{v}'")
+                for k, v in sorted(opts.labels.items())
+            )
             s = stages[-1]
-            stages[-1] = replace(s, instructions=(*s.instructions, lab))
+            stages[-1] = replace(s, instructions=(*s.instructions, *extra))
         self.total = len(df.meta_args) + sum(1 + len(s.instructions) for s in stages)
         args = BuildArgs(dict(opts.build_args))
         self.step = 0
@@ -229,8 +231,7 @@ class Builder:
         triggers = list(cc.on_build)
         cc = replace(cc, on_build=())
         st.config = replace(st.config, config=cc)
-        if st.image_id:
-            self.say(f" ---> {_short(st.image_id)}")
+        self.say(f" ---> {_short(st.image_id)}" if st.image_id else " ---> ")
         if triggers:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
             for t in triggers:
@@ -247,7 +248,10 @@ class Builder:
                 raise ParseError(df.filename, ins.line, str(e)) from None
             except BuildError as e:
                 if ins.line and not str(e).startswith(df.filename):
-                    raise ParseError(df.filename, ins.line, str(e)) from None
+                    err = ParseError(df.filename, ins.line, str(e))
+                    err.exit_code = e.exit_code
+                    err.tail = getattr(e, "tail", [])  # type: ignore[attr-defined]
+                    raise err from None
                 raise
         return st
 
@@ -295,19 +299,25 @@ class Builder:
         st.cmd_set = cmd_set
         return self._meta_commit(st, new, comment)
 
-    def _created_by(self, st: _State, comment: str, one_arg: bool = False) -> str:
-        shell = " ".join(dispatch.shell_of(st.cc))
+    def _created_by(self, st: _State, comment: str, one_arg: bool = False,
+                    cc: ContainerConfig | None = None) -> str:
+        shell = " ".join(dispatch.shell_of(cc or st.cc))
         return f"{shell} #(nop) {comment}" if one_arg else f"{shell} #(nop)  {comment}"
 
     def _advance(self, st: _State, cc: ContainerConfig, created_by: str, key: str,
-                 layer: Callable[[], Descriptor | None] | None) -> _State:
+                 layer: Callable[[], Descriptor | None] | None, container: bool = False) -> _State:
         """One step: from the cache, or by making its layer (if any) and recording history."""
         hit = None if self._no_cache else self._cache_get(key)
         if hit is not None:
             cfg, layers, cfg_digest = hit
             self.say(" ---> Using cache")
         else:
+            cid = _secrets.token_hex(6)
+            if layer is None or container:
+                self.say(f" ---> Running in {cid}")
             desc = layer() if layer is not None else None
+            if layer is None or container:
+                self.say(f"Removing intermediate container {cid}")
             layers = list(st.layers)
             diff_ids = list(st.config.diff_ids)
             empty = desc is None
@@ -327,7 +337,7 @@ class Builder:
     _no_cache = False
 
     def _meta_commit(self, st: _State, cc: ContainerConfig, comment: str) -> _State:
-        created_by = self._created_by(st, comment)
+        created_by = self._created_by(st, comment, cc=cc)
         key = _sha(st.key, created_by, json.dumps(cc.to_dict(), sort_keys=True), st.config.author)
         return self._advance(st, cc, created_by, key, None)
 
@@ -338,7 +348,7 @@ class Builder:
         rel = posixpath.normpath(wd).lstrip("/")
         lookup = self._image_lookup(st)
         if rel in ("", ".") or lookup(rel) is not None:
-            return self._advance(st, cc, created_by, key, None)
+            return self._advance(st, cc, created_by, key, None, container=True)
 
         def layer() -> Descriptor:
             p = Plan()
@@ -348,7 +358,7 @@ class Builder:
             _add_parents(p, lookup, 0, 0)
             return self._write_plan(p)
 
-        return self._advance(st, cc, created_by, key, layer)
+        return self._advance(st, cc, created_by, key, layer, container=True)
 
     # -- filesystem of a state -----------------------------------------------------------------
 
@@ -442,8 +452,11 @@ class Builder:
                      is_add=ins.cmd == "ADD", image_stat=self._image_lookup(st), heredocs=heredocs,
                      downloads=downloads, cmd=ins.cmd)
             digest = plan_digest(p, self.hashes)
-            kind = "multi" if len(srcs) > 1 else ("dir" if _is_dir_plan(p, srcs) else "file")
+            kind = p.hash_kind()
             shown = f"{kind}:{digest.split(':', 1)[1]}"
+            if ins.flag("chown"):
+                # Docker's classic builder writes the flag right against the hash, without a space
+                shown = f"--chown={ins.flag('chown')}{shown}"
             created_by = self._created_by(st, f"{ins.cmd} {shown} in {dest} ", one_arg=True)
             key = _sha(st.key, created_by, frm, ins.flag("chown"), ins.flag("chmod"))
             return self._advance(st, st.cc, created_by, key, lambda: self._write_plan(p))
@@ -500,13 +513,12 @@ class Builder:
             for row in table(name):
                 if row[0] == val and len(row) > 3:
                     return int(row[2]), int(row[3]) if name == "passwd" else -1
-            raise BuildError(f"unable to convert uid/gid chown string to host mapping: "
-                             f"can't find {'uid' if name == 'passwd' else 'gid'} for user {val}")
+            what = f"uid for user {val}: no such user" if name == "passwd" else f"gid for group {val}: no such group"
+            raise BuildError(f"unable to convert uid/gid chown string to host mapping: can't find {what}: {val}")
 
-        uid, pgid = find(user, "passwd")
-        gid = uid if pgid < 0 and user.isdigit() else pgid
-        if group:
-            gid = find(group, "group")[0]
+        uid, _pgid = find(user, "passwd")
+        # as Docker's classic builder: no group means the group of the same name (or number)
+        gid = find(group or user, "group")[0]
         return uid, max(gid, 0)
 
     # -- RUN ----------------------------------------------------------------------------------
@@ -541,7 +553,3 @@ def _short(digest: str) -> str:
 
 def _first_line(s: Stage, df: Dockerfile) -> str:
     return f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")
-
-
-def _is_dir_plan(p: Plan, srcs: list[str]) -> bool:
-    return bool(p.archives) or len([i for i in p.items.values() if i.kind != "dir"]) != 1

@@ -88,6 +88,13 @@ class Item:
 class Plan:
     items: dict[str, Item] = field(default_factory=dict)
     archives: list[tuple[Path, str]] = field(default_factory=list)  # (tarball, dest dir)
+    kinds: list[str] = field(default_factory=list)  # "file" or "dir" per resolved source
+
+    def hash_kind(self) -> str:
+        """Docker's label of the sources in history: file:, dir: or multi:."""
+        if len(self.kinds) > 1:
+            return "multi"
+        return self.kinds[0] if self.kinds else "file"
 
     def add(self, it: Item) -> None:
         self.items[it.dest] = it
@@ -141,12 +148,14 @@ def plan(
 
     for s in srcs:
         if heredocs is not None and s in heredocs:
+            p.kinds.append("file")
             p.add(Item(target_for(s), "data", chmod if chmod is not None else 0o644, time.time(), uid, gid,
                        data=heredocs[s], size=len(heredocs[s])))
             continue
         if downloads is not None and s in downloads:
             path, mtime = downloads[s]
             name = posixpath.basename(s.split("?", 1)[0].rstrip("/")) or "index.html"
+            p.kinds.append("file")
             p.add(Item(target_for(name), "file", chmod if chmod is not None else 0o600, mtime, uid, gid,
                        src=path, size=path.stat().st_size))
             continue
@@ -155,6 +164,15 @@ def plan(
         for rel in source.resolve(s):
             full = source.path(rel)
             st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                # a source named directly is followed (Docker copies what the link points to)
+                try:
+                    target_st = os.stat(full)
+                except OSError:
+                    target_st = st
+                if stat.S_ISREG(target_st.st_mode):
+                    st = target_st
+            p.kinds.append("dir" if stat.S_ISDIR(st.st_mode) else "file")
             if stat.S_ISDIR(st.st_mode):
                 root_dest = base
                 if root_dest != ".":

@@ -113,9 +113,11 @@ def healthcheck_comment(hc: Healthcheck) -> str:
         go_quote(format_duration(hc.interval)),
         go_quote(format_duration(hc.timeout)),
         go_quote(format_duration(hc.start_period)),
-        go_quote(format_duration(hc.start_interval)),
         go_quote_rune(hc.retries),
     ]
+    if hc.start_interval:
+        # Docker 25 and later record StartInterval (always); 20.10 has no such field
+        parts.insert(4, go_quote(format_duration(hc.start_interval)))
     return "HEALTHCHECK &{" + " ".join(parts) + "}"
 
 
@@ -189,7 +191,7 @@ def apply(ins: Instruction, cfg: ContainerConfig, env: dict[str, str], escape: s
             words += expand_words(a, env, escape)
         ports = _ports(words)
         merged = tuple(sorted(set(cfg.exposed_ports) | set(ports)))
-        return replace(cfg, exposed_ports=merged), "EXPOSE " + " ".join(ports), cmd_set
+        return replace(cfg, exposed_ports=merged), "EXPOSE " + " ".join(sorted(words)), cmd_set
     if c == "USER":
         user = expand_word(ins.args[0], env, escape)
         return replace(cfg, user=user), f"USER {user}", cmd_set

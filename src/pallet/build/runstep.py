@@ -104,7 +104,7 @@ def _execute(b: Builder, st: _State, cmd: list[str], env: dict[str, str], mounts
         cleanup_mount_points(upper, lambda rel: lookup(rel) is not None)
         with b.store.blobs.writer() as w:
             diff(upper, w)  # type: ignore[arg-type]
-        b.say(f" ---> Removed intermediate container {cid[:12]}")
+        b.say(f"Removing intermediate container {cid[:12]}")
         return Descriptor(mt.OCI_LAYER, w.digest, w.size)
 
 
@@ -112,6 +112,7 @@ class RunFailed(BuildError):
     def __init__(self, command: str, code: int, tail: list[str]) -> None:
         super().__init__(f"The command '{command}' returned a non-zero code: {code}")
         self.code = code
+        self.exit_code = code if 0 < code < 256 else 1  # docker build exits with the command's code
         self.tail = tail
 
 

@@ -42,11 +42,14 @@ class RuntimeExecutor:
         from pallet.oci.spec import default_spec
 
         user = resolve_in_rootfs(req.user, req.rootfs)
-        env = list(req.env)
+        env = [e for e in req.env if not e.startswith("HOSTNAME=")]
+        env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={req.id[:12]}")
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
+        # as Docker (runc's user lookup): without supplementary groups the primary group is one
+        groups = list(user.additional_gids) or [user.gid]
         spec = default_spec(list(req.args), env=env, cwd=req.cwd, uid=user.uid, gid=user.gid,
-                            additional_gids=list(user.additional_gids), hostname=req.id[:12])
+                            additional_gids=groups, hostname=req.id[:12])
         spec["root"] = {"path": str(req.rootfs), "readonly": False}
         bundle = req.rootfs.parent / "bundle"
         bundle.mkdir(exist_ok=True)
