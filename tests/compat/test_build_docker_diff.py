@@ -184,8 +184,8 @@ def _write_context(d: Path, case: dict[str, Any]) -> None:
         (src / "inner").mkdir(parents=True)
         (src / "inner" / "f.txt").write_text("in tar\n")
         (src / "top").write_text("top\n")
-        for name, mode in (("archive.tar", "w"), ("archive.tar.gz", "w:gz")):
-            with tarfile.open(d / name, mode) as tf:
+        for name in ("archive.tar", "archive.tar.gz"):
+            with tarfile.open(d / name, "w:gz" if name.endswith(".gz") else "w") as tf:
                 for f in ("inner", "inner/f.txt", "top"):
                     ti = tf.gettarinfo(str(src / f), arcname=f)
                     ti.uid, ti.gid = 5, 6
