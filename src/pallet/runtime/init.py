@@ -116,6 +116,21 @@ def _setup_terminal(console_socket: str | None, size: dict[str, Any] | None) -> 
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def _close_on_exec(first: int) -> None:
+    """Whatever descriptors the caller's process leaked to us end here, not in the container."""
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        os.closerange(first, 4096)
+        return
+    for fd in fds:
+        if fd >= first:
+            try:  # noqa: SIM105 - no contextlib import on the init's path
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own descriptor, already closed
+
+
 def _exec(process: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None) -> None:
     from pallet.runtime.process import ExecError, apply_identity, lookup
 
@@ -133,6 +148,7 @@ def _exec(process: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None)
         _fail(sync, f"chdir to cwd ({cwd!r}) set in config.json failed: {os.strerror(e.errno or 0)}", 126)
     for s in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
+    _close_on_exec(3 + int(process.get("preserveFds") or 0))
     envd: dict[str, str] = {}
     for item in env:
         k, _, v = item.partition("=")
