@@ -78,7 +78,7 @@ def test_argv_network_and_port_forwards() -> None:
 def test_kernel_cmdline() -> None:
     c = qemu.kernel_cmdline(root="erofs", hostname="web", tsc_khz=2600000).split()
     assert "console=ttyS0" in c and "quiet" in c and "panic=-1" in c
-    assert "tsc_early_khz=2600000" in c
+    assert "tsc_early_khz=2600000" in c and "cryptomgr.notests" in c
     assert "pallet.root=erofs" in c and "pallet.hostname=web" in c and "pallet.net=1" in c
     assert "pallet.fs=1" in qemu.kernel_cmdline(root="erofs", shares=True).split()
     c2 = qemu.kernel_cmdline(root="virtiofs", network=False, probe=True, debug=True).split()
