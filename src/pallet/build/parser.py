@@ -129,8 +129,13 @@ def _error_line(text: str) -> int:
         try:
             dockerfile.parse_string("".join(lines[:n]))
         except dockerfile.GoParseError as e:
-            if "heredoc" in str(e) and n < len(lines):
-                continue
+            if "heredoc" in str(e):
+                if n < len(lines):
+                    continue
+                # an unterminated here-document: the line that opened it
+                for k in range(n - 1, -1, -1):
+                    if "<<" in lines[k]:
+                        return k + 1
             return n
     return len(lines)
 
