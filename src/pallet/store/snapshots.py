@@ -138,6 +138,9 @@ class SnapshotStore:
             s = "lowerdir=" + ":".join(ls)
             if upper is not None and work is not None:
                 s += f",upperdir={upper},workdir={work}"
+                # pinned, whatever the kernel's defaults: diff() reads the upper dir
+                # as a plain tree with whiteouts and opaque dirs, no redirects or metacopy
+                s += ",index=off,redirect_dir=off,metacopy=off"
             return s
         o = opts(lowers)
         if len(o) <= _MAX_OPTIONS:
