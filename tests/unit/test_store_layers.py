@@ -193,3 +193,21 @@ def test_modes_and_times_kept_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(fs / "private").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(fs).st_mode) == 0o775
     assert os.stat(fs).st_mtime == 1_500_000_000 and os.stat(fs / "setuid").st_mtime == 1_600_000_000
+
+
+def test_forward_reader_passes_every_byte_once_in_order() -> None:
+    from pallet.store.layers import ForwardReader
+
+    data = os.urandom(3 * (1 << 20) + 123)
+    seen: list[bytes] = []
+    fr = ForwardReader(io.BytesIO(data), seen.append)
+    assert fr.read(10) == data[:10] and fr.tell() == 10
+    fr.seek(2_000_000)
+    assert fr.read(5) == data[2_000_000:2_000_005]
+    fr.seek(3, 1)
+    assert fr.tell() == 2_000_008
+    with pytest.raises(OSError):
+        fr.seek(0)
+    fr.drain()
+    assert b"".join(seen) == data and fr.at_eof
+    assert fr.read(1) == b""
