@@ -75,3 +75,29 @@ def test_bootstrap_user_mistakes(tmp_path: Path) -> None:
     assert r.rc == 125 and r.err.count("\n") == 1, r
     assert r.err.startswith("Error: mmdebstrap failed: E: ")
     assert p.ok("images", "-q") == "" and os.listdir(tmp_path / "store" / "ingest") == []
+
+
+def test_bootstrap_image_runs_from_an_overlay(bootstrapped: tuple[Pallet, str], tmp_path: Path) -> None:
+    """The store alone (snapshots + overlay) gives a working Debian: chroot into it, run apt and dpkg."""
+    import subprocess
+
+    p, _ = bootstrapped
+    store = Store(Config(root=p.root).root / "store")
+    lowers = store.snapshots.ensure(store.images.get("debian:bookworm-slim"))
+    merged = tmp_path / "merged"
+    store.snapshots.mount(lowers, tmp_path / "upper", tmp_path / "work", merged)
+    try:
+        r = subprocess.run(
+            ["chroot", str(merged), "/bin/bash", "-c",
+             "cat /etc/debian_version && dpkg -s coreutils | grep -c '^Status: install ok' "
+             "&& ls -l /usr/bin/passwd && touch /new-file"],
+            capture_output=True, text=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0].startswith("12") and lines[1] == "1"
+        assert lines[2].startswith("-rwsr-xr-x")  # set-uid kept through unpack
+    finally:
+        store.snapshots.unmount(merged)
+    assert (tmp_path / "upper" / "new-file").exists()  # writes land in the upper dir only
+    assert not (lowers[0] / "new-file").exists()
