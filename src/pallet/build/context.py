@@ -182,8 +182,9 @@ def open_context(
                 assert root is not None
                 cand = Path(dockerfile) if dockerfile else root / "Dockerfile"
                 if dockerfile and not cand.is_absolute():
-                    # -f is relative to the current directory, or to the context when not found there
-                    cand = cand if cand.exists() or source == "-" else root / dockerfile
+                    # -f is relative to the current directory for a directory context (to the
+                    # context when not found there), to the archive's root for a tar context
+                    cand = root / dockerfile if cleanup or not cand.exists() else cand
                 if not cand.is_file():
                     shown = dockerfile or "Dockerfile"
                     raise BuildError(f"unable to prepare context: unable to evaluate symlinks in "
