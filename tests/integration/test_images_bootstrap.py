@@ -101,3 +101,41 @@ def test_bootstrap_image_runs_from_an_overlay(bootstrapped: tuple[Pallet, str], 
         store.snapshots.unmount(merged)
     assert (tmp_path / "upper" / "new-file").exists()  # writes land in the upper dir only
     assert not (lowers[0] / "new-file").exists()
+
+
+def _tree(root: Path) -> dict[str, tuple[object, ...]]:
+    import stat
+
+    out: dict[str, tuple[object, ...]] = {}
+    inodes: dict[int, str] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            full = Path(dirpath) / name
+            rel = str(full.relative_to(root))
+            st = os.lstat(full)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                continue  # device nodes: skipped by design
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            first = inodes.setdefault(st.st_ino, rel) if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 else ""
+            mtime = int(st.st_mtime) if not stat.S_ISLNK(st.st_mode) else 0
+            out[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_size if not stat.S_ISDIR(st.st_mode) else 0,
+                        mtime, link, first)
+    return out
+
+
+def test_unpack_equals_gnu_tar(bootstrapped: tuple[Pallet, str], tmp_path: Path) -> None:
+    """Every path, mode, owner, size, time, link target and hard link as GNU tar extracts them."""
+    import subprocess
+
+    p, _ = bootstrapped
+    store = Store(Config(root=p.root).root / "store")
+    img = store.images.get("debian:bookworm-slim")
+    (fs,) = store.snapshots.ensure(img)
+    ref = tmp_path / "tar-x"
+    ref.mkdir()
+    subprocess.run(["tar", "--numeric-owner", "-p", "-x", "-f", str(store.blobs.path(img.manifest.layers[0].digest)),
+                    "-C", str(ref)], check=True)
+    ours, theirs = _tree(fs), _tree(ref)
+    assert set(ours) == set(theirs)
+    diffs = [k for k in ours if ours[k] != theirs[k]]
+    assert diffs == [], [(k, ours[k], theirs[k]) for k in diffs[:5]]
