@@ -17,6 +17,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pallet.errors import InvalidData
 from pallet.linux import syscalls
@@ -86,15 +87,28 @@ class SnapshotStore:
         if len(diff_ids) != len(layers):
             raise InvalidData(f"image {image.short_id}: config and manifest disagree on layers")
         chains = chain_ids(diff_ids)
-        out: builtins.list[Path] = []
-        for desc, diff_id, chain in zip(layers, diff_ids, chains, strict=True):
-            if not self.has(chain):
-                with self._lock(chain):
-                    if not self.has(chain):
-                        self._unpack(desc.digest, desc.media_type, chain, diff_id)
-            out.append(self.fs(chain))
-        out.reverse()
-        return out
+        missing = [
+            (desc, diff_id, chain)
+            for desc, diff_id, chain in zip(layers, diff_ids, chains, strict=True)
+            if not self.has(chain)
+        ]
+
+        def one(item: tuple[Any, str, str]) -> None:
+            desc, diff_id, chain = item
+            with self._lock(chain):
+                if not self.has(chain):
+                    self._unpack(desc.digest, desc.media_type, chain, diff_id)
+
+        if len(missing) == 1:
+            one(missing[0])
+        elif missing:
+            # layers unpack independently (each into its own directory): overlap them
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+                for fut in [pool.submit(one, m) for m in missing]:
+                    fut.result()
+        return [self.fs(c) for c in reversed(chains)]
 
     def _unpack(self, digest: str, media_type: str, chain: str, diff_id: str | None = None) -> None:
         blob = self.blobs.path(digest)
