@@ -26,6 +26,7 @@
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -339,7 +340,32 @@ static void quit(void) {
     _exit(0);
 }
 
+/* pallet-agent --modules DIR " group group ": load DIR/NAME.ko for each "group:NAME" line of
+ * DIR/order whose group is listed, in order, from this one process (no insmod per module). */
+static int load_modules(const char *dir, const char *want) {
+    char path[4096], line[256], key[260];
+    snprintf(path, sizeof path, "%s/order", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) { perror("pallet-agent: modules order"); return 1; }
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        *colon = 0;
+        snprintf(key, sizeof key, " %s ", line);
+        if (!strstr(want, key)) continue;
+        snprintf(path, sizeof path, "%s/%s.ko", dir, colon + 1);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) < 0)
+            if (errno != EEXIST) fprintf(stderr, "pallet-agent: module %s: %s\n", colon + 1, strerror(errno));
+        if (fd >= 0) close(fd);
+    }
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--modules")) return load_modules(argv[2], argv[3]);
     if (argc < 2) { fprintf(stderr, "usage: pallet-agent PORT\n"); return 2; }
     port = open(argv[1], O_RDWR | O_CLOEXEC);
     if (port < 0) die("open port");

@@ -43,7 +43,7 @@ MODULE_GROUPS = (
 MODULES = tuple(m for _g, m in MODULE_GROUPS)
 APPLETS = ("sh", "mount", "umount", "mkdir", "insmod", "cat", "hostname", "ip", "echo",
            "poweroff", "sleep", "ls", "ln")
-INIT_VERSION = "5"
+INIT_VERSION = "6"
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,7 @@ WANT=" core "
 case "$ROOT" in erofs) WANT="$WANT blk erofs " ;; ext4) WANT="$WANT blk " ;; virtiofs) FS=1 ;; esac
 [ "$FS" = 1 ] && WANT="$WANT fs "
 [ "$NET" = 1 ] && WANT="$WANT net "
-for gm in $(cat /lib/modules/order); do
-  case "$WANT" in *" ${gm%%:*} "*) insmod /lib/modules/${gm#*:}.ko 2>/dev/null ;; esac
-done
+/bin/pallet-agent --modules /lib/modules "$WANT "
 mkdir -p /lower /rw /newroot
 case "$ROOT" in
   virtiofs) mount -t virtiofs rootfs /newroot || fail "cannot mount the virtio-fs root" ;;
