@@ -448,6 +448,13 @@ class Builder:
                 for s in srcs:
                     if s.startswith(("http://", "https://")):
                         downloads[s] = self._download(s, stack)
+                want = expand_word(ins.flag("checksum"), env, df.escape) if ins.flag("checksum") else ""
+                if want:
+                    if len(downloads) != 1 or len(srcs) != 1:
+                        raise BuildError("checksum can't be specified for multiple sources or local files")
+                    got = _file_digest(next(iter(downloads.values()))[0])
+                    if got != (want if ":" in want else "sha256:" + want):
+                        raise BuildError(f"digest mismatch {got}: {want}")
             p = plan(source, srcs, dest, workdir=st.cc.working_dir, chown=chown, chmod=chmod,
                      is_add=ins.cmd == "ADD", image_stat=self._image_lookup(st), heredocs=heredocs,
                      downloads=downloads, cmd=ins.cmd)
@@ -553,3 +560,11 @@ def _short(digest: str) -> str:
 
 def _first_line(s: Stage, df: Dockerfile) -> str:
     return f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()

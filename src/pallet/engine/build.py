@@ -155,27 +155,19 @@ def build(
         return builder.build(ctx, opts)
 
 
-def _remove_stale(tmp: Path) -> None:
-    """Temporary dirs of builds that died (their overlay may still be mounted)."""
+def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
+    """Temporary dirs of builds that died long ago (their overlay may still be mounted)."""
+    import time
+
     from pallet.engine.rootfs import remove_tree
 
     for d in tmp.iterdir():
         try:
-            pid_alive = d.name.startswith("pallet-build-ctx-") and False
+            age = time.time() - d.stat().st_mtime
         except OSError:
             continue
-        age = _age(d)
-        if not pid_alive and age > 3600:
+        if age > max_age:
             remove_tree(d)
-
-
-def _age(p: Path) -> float:
-    import time
-
-    try:
-        return time.time() - p.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def prune(config: Config, all_: bool = False) -> int:
