@@ -344,8 +344,7 @@ def connect(config: Config, c: Container, network: str, aliases: tuple[str, ...]
         raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
     ep = endpoints.load(config, c.id)
     if ep is not None and c.state.running:
-        with registry.locked(config):
-            ep = _attach(config, ep, net.name, aliases, ip, ())
+        ep = _attach(config, ep, net.name, aliases, ip, ())
         write_hosts(config, c)
     conns[net.name] = {"aliases": list(aliases), "ip": ip}
     endpoints.save_connections(config, c.id, conns)
@@ -507,8 +506,7 @@ def build_network(config: Config, key: str, network: str = "") -> Iterator[str |
     try:
         if kind == "network":
             endpoints.save(config, ep)
-            with registry.locked(config):
-                _attach(config, ep, name, (), "", ())
+            _attach(config, ep, name, (), "", ())
         elif kind != "none":
             raise InvalidArgument(f"network mode {network} is not supported for builds")
         yield str(path)
