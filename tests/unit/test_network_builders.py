@@ -75,6 +75,17 @@ def test_allocate_picks_free_ports_and_ranges() -> None:
     assert lo < r[0].host_port <= lo + 5
 
 
+def test_ports_forwarded_by_portmap_rules() -> None:
+    text = """-N CNI-HOSTPORT-DNAT
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"bridge\\" id: \\"x\\"" -m multiport --dports 8080,9000:9002 -j CNI-DN-1
+-A CNI-HOSTPORT-DNAT -p udp -m multiport --dports 53 -j CNI-DN-2
+"""
+    got = {(b.host_port, b.protocol) for b in ports.parse_dnat_rules(text)}
+    assert got == {(8080, "tcp"), (9000, "tcp"), (9001, "tcp"), (9002, "tcp"), (53, "udp")}
+    with pytest.raises(Conflict, match="0.0.0.0:9001"):
+        ports.allocate([PortBinding(80, "tcp", "", 9001)], ports.parse_dnat_rules(text))
+
+
 def test_portmap_and_docker_ports() -> None:
     b = [PortBinding(80, "tcp", "", 8080), PortBinding(53, "udp", "127.0.0.1", 5353)]
     assert ports.portmap_entries(b) == [

@@ -81,8 +81,11 @@ def _conflist_for(config: Config, network: str) -> tuple[Network, dict[str, Any]
     return net, dict(doc)
 
 
-def _in_use_ports(config: Config, except_id: str) -> list[ports.PortBinding]:
-    return [p for ep in endpoints.all_endpoints(config) if ep.container_id != except_id for p in ep.ports]
+def _in_use_ports(config: Config, except_id: str, wanted: list[ports.PortBinding]) -> list[ports.PortBinding]:
+    mine = [p for ep in endpoints.all_endpoints(config) if ep.container_id != except_id for p in ep.ports]
+    if wanted:
+        mine += ports.forwarded_ports()
+    return mine
 
 
 def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...], ip: str,
@@ -149,7 +152,7 @@ def setup(config: Config, c: Container) -> SetupResult:
     publish_all = bool(_spec_extra(c, "publish_all", False))
     wanted = ports.parse_all(c.spec.port_bindings, c.spec.exposed_ports, publish_all)
     with registry.locked(config):
-        bound = tuple(ports.allocate(wanted, _in_use_ports(config, c.id)))
+        bound = tuple(ports.allocate(wanted, _in_use_ports(config, c.id, wanted)))
         path = create_netns(config, c.id)
         ep = Endpoint(c.id, c.name, str(path), hostname_of(c), str(c.dir / "hosts"), bound, (), time.time())
         endpoints.save(config, ep)

@@ -198,6 +198,34 @@ def allocate(bindings: list[PortBinding], in_use: Iterable[PortBinding] = ()) ->
     return out
 
 
+def parse_dnat_rules(text: str) -> list[PortBinding]:
+    """Host ports CNI portmap already forwards (``iptables -t nat -S CNI-HOSTPORT-DNAT``), whoever
+    set them up: other pallet roots, other CNI users."""
+    out: list[PortBinding] = []
+    for line in text.splitlines():
+        f = line.split()
+        if not f or f[0] != "-A" or "--dports" not in f:
+            continue
+        proto = f[f.index("-p") + 1] if "-p" in f else "tcp"
+        for part in f[f.index("--dports") + 1].split(","):
+            lo, _, hi = part.partition(":")
+            if lo.isdigit():
+                for p in range(int(lo), int(hi or lo) + 1):
+                    out.append(PortBinding(0, proto, "", p))
+    return out
+
+
+def forwarded_ports() -> list[PortBinding]:
+    import subprocess
+
+    try:
+        p = subprocess.run(["iptables", "-w", "5", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"], capture_output=True,
+                           text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return parse_dnat_rules(p.stdout) if p.returncode == 0 else []
+
+
 def portmap_entries(bindings: Iterable[PortBinding]) -> list[dict[str, object]]:
     """The ``runtimeConfig.portMappings`` the CNI portmap plugin takes."""
     return [
