@@ -157,6 +157,35 @@ RUN echo third > /t
         "target": "second",
         "labels": ["team=pallet"],
     },
+    "dockerignore_rules": {
+        "Dockerfile": """FROM busybox:pbd
+COPY . /ctx/
+""",
+        ".dockerignore": "# comment\n**/*.tmp\n/docs\n!docs/keep.md\n*.md\n!README.md\ntemp?\nsub/**/deep\n",
+        "README.md": "r\n",
+        "CHANGES.md": "c\n",
+        "a.tmp": "t\n",
+        "x/y/b.tmp": "t\n",
+        "docs/keep.md": "k\n",
+        "docs/other.txt": "o\n",
+        "temp1/f": "f\n",
+        "temp12/f": "f\n",
+        "sub/deep/f": "f\n",
+        "sub/a/b/deep/f": "f\n",
+        "sub/keep/f": "f\n",
+    },
+    "arg_env_history": {
+        "Dockerfile": """FROM busybox:pbd
+ARG A=1
+ARG B
+ARG C=3
+ENV C=env
+RUN echo "$A $B $C" > /abc
+ARG D=late
+RUN echo $D > /d
+""",
+        "build_args": ["B=2", "HTTP_PROXY=http://proxy.invalid:3128"],
+    },
     "label_flag_last": {
         "Dockerfile": """FROM busybox:pbd
 CMD ["sh"]
