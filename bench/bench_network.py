@@ -154,8 +154,8 @@ def main() -> int:
     else:
         print()
     print(f"\n{'requests/s (ab -c 8 -k, ' + str(args.seconds) + ' s)':40} {'rate':>10}")
-    for name, r in rates:
-        print(f"{name:40} {r:10.0f}")
+    for label, r in rates:
+        print(f"{label:40} {r:10.0f}")
     return 0
 
 
