@@ -143,8 +143,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"{'command':40} {'median':>10}")
-    for name, t in rows:
-        print(f"{name:40} {t * 1000:8.0f} ms")
+    for name, secs in rows:
+        print(f"{name:40} {secs * 1000:8.0f} ms")
     d = dict(rows)
     pallet_cost = d["pallet run --rm (bridge)"] - d["pallet run --rm --network none"]
     print(f"networking adds: pallet {pallet_cost * 1000:.0f} ms", end="")
