@@ -70,6 +70,8 @@ def test_failing_run_leaves_nothing_behind(pallet: Pallet, pallet_root: Path, bu
     assert _inspect(pallet, "pbd-fail:t", "{{.Id}}") == before  # the tag did not move
     assert _mounts_under(pallet_root) == []
     assert list((pallet_root / "builder" / "tmp").iterdir()) == []
+    state = pallet_root / "run" / "runtime"
+    assert not state.exists() or list(state.glob("*/*")) == []  # no container left
 
 
 @pytest.mark.parametrize("dockerfile,message", [

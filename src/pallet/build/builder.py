@@ -91,6 +91,7 @@ class Builder:
         self.cache_path = work_dir / "cache.json"
         self.hashes = HashCache(work_dir / "hashes.json")
         self._cache: dict[str, dict[str, object]] | None = None
+        self._new: dict[str, dict[str, object]] = {}
         self.step = 0
         self.total = 0
         self.tail: list[str] = []
@@ -123,16 +124,28 @@ class Builder:
         return cfg, layers, cfg_digest
 
     def _cache_put(self, key: str, cfg_digest: str, layers: list[Descriptor]) -> None:
-        idx = self._cache_index()
-        idx[key] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
+        entry: dict[str, object] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
+        self._cache_index()[key] = entry
+        self._new[key] = entry
 
     def _cache_save(self) -> None:
-        if self._cache is None:
+        """Add this build's entries to the index (merged with what concurrent builds wrote)."""
+        if not self._new:
             return
+        import fcntl
+
         self.work.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_path.with_name(f".cache.json.{os.getpid()}")
-        tmp.write_text(json.dumps(self._cache))
-        os.replace(tmp, self.cache_path)
+        with open(self.work / "cache.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = json.loads(self.cache_path.read_text())
+            except (OSError, ValueError):
+                current = {}
+            current.update(self._new)
+            tmp = self.cache_path.with_name(f".cache.json.{os.getpid()}")
+            tmp.write_text(json.dumps(current))
+            os.replace(tmp, self.cache_path)
+        self._new = {}
 
     # -- entry point -----------------------------------------------------------------------
 
