@@ -85,6 +85,10 @@ def container_spec(config: Config, opts: CreateOptions) -> tuple[ContainerSpec, 
         parse_signal(opts.stop_signal)
     runtime = runtime_name(config, opts.runtime, opts.isolation)
     net = network_mode(opts.network)
+    if net not in ("none", "host") and opts.runtime != "vm" and opts.isolation != "vm":
+        from pallet.engine.networks import validate
+
+        validate(config, net, opts.publish, opts.network_aliases, opts.ip)
     if net == "host" and opts.hostname:
         raise InvalidArgument("Conflicting options: hostname and the network mode")
     mounts = list(opts.mounts)

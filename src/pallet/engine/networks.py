@@ -516,3 +516,27 @@ def build_network(config: Config, key: str, network: str = "") -> Iterator[str |
     finally:
         teardown(config, cid)
         netns.remove(path)
+
+
+def validate(config: Config, network_mode: str, publish: tuple[str, ...] = (), aliases: tuple[str, ...] = (),
+             ip: str = "") -> None:
+    """At ``create``: the network exists, the ``-p`` specs parse, ``--ip``/aliases fit the network."""
+    kind, name = parse_network_mode(network_mode)
+    ports.parse_all(publish)
+    if kind != "network":
+        if aliases or ip:
+            raise InvalidArgument("network-scoped aliases and --ip need a user-defined network")
+        return
+    net, _ = _conflist_for(config, name)
+    if (aliases or ip) and net.builtin:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
+                              if aliases else "user specified IP address is supported on user defined networks only")
+    if ip:
+        import ipaddress
+
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
+        if net.subnet and addr not in ipaddress.ip_network(net.subnet):
+            raise InvalidArgument(f"no configured subnet contains IP address {ip}")
