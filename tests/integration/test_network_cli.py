@@ -215,3 +215,26 @@ def test_reconcile_after_pallet_was_killed(np: NetPallet, ne: NetEnv) -> None:
     assert endpoints.load(cfg, cid) is None and not Path(res.netns_path).exists() and not lease.exists()
     np.ok("start", "half")  # and the container starts normally afterwards
     assert wait_fetch(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+
+
+def test_static_ip_check_and_mistakes_refused_at_create(np: NetPallet, ne: NetEnv) -> None:
+    br, sub = ne.network()
+    np.ok("network", "create", "--subnet", sub, "--ip-range", sub.replace("0/24", "128/25"),
+          "-o", f"com.docker.network.bridge.name={br}", "fixed")
+    want = sub.replace("0/24", "77")
+    cid = np.ok("run", "-d", "--name", "s1", "--network", "fixed", "--ip", want, "busybox:test", *HTTPD).strip()
+    assert np.ok("inspect", "-f", "{{.NetworkSettings.Networks.fixed.IPAddress}}", "s1").strip() == want
+    auto = np.ok("run", "-d", "--name", "s2", "--network", "fixed", "busybox:test", *HTTPD).strip()
+    got = json.loads(np.ok("inspect", auto))[0]["NetworkSettings"]["Networks"]["fixed"]["IPAddress"]
+    assert int(got.rsplit(".", 1)[1]) > 128  # from --ip-range
+    doc = json.loads(np.ok("network", "inspect", "-v", "fixed"))[0]
+    assert {k: v["Check"] for k, v in doc["Containers"].items()} == {cid: "ok", auto: "ok"}
+    for args, msg in [
+        (("--network", "pnw-no-such-net"), "network pnw-no-such-net not found"),
+        (("-p", "abc"), 'invalid port specification: "abc"'),
+        (("--network-alias", "x"), "network-scoped alias is supported only for containers in user defined networks"),
+        (("--network", "fixed", "--ip", "10.231.255.1"), "no configured subnet contains IP address 10.231.255.1"),
+    ]:
+        r = np("create", *args, "busybox:test", "true")
+        assert r.rc == 125 and r.err.strip() == f"Error: {msg}" or r.err.strip().endswith(msg), r
+    assert len(np.ok("ps", "-aq").split()) == 2  # nothing was created by the mistakes

@@ -98,6 +98,8 @@ def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...]
     if (aliases or ip) and net.builtin:
         raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
                               if aliases else "user specified IP address is supported on user defined networks only")
+    if ip:
+        doc = _whole_subnet(doc)  # --ip may lie outside --ip-range, as in Docker
     used = {a.ifname for a in ep.attached}
     ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
     att = Attached(net.name, ifname, doc, None, aliases, ip, net.builtin, net.id)
@@ -118,6 +120,18 @@ def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...]
     ep = ep.with_attached(replace(att, result=result))
     endpoints.save(config, ep)
     return ep
+
+
+def _whole_subnet(doc: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    out = copy.deepcopy(doc)
+    for plugin in out.get("plugins") or []:
+        for rs in (plugin.get("ipam") or {}).get("ranges") or []:
+            for r in rs:
+                r.pop("rangeStart", None)
+                r.pop("rangeEnd", None)
+    return out
 
 
 def _detach(config: Config, ep: Endpoint, a: Attached) -> list[cni.CniError]:
