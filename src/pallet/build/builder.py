@@ -226,10 +226,10 @@ class Builder:
             raise ParseError(df.filename, s.line, f"circular dependency detected on stage: {base}")
         try:
             img = self.resolve_image(base)
-        except ImageNotFound:
+        except ImageNotFound as e:
             raise ParseError(df.filename, s.line,
                              f"pull access denied for {base}, repository does not exist or may require "
-                             "'docker login' (no such image in the local store)") from None
+                             f"'docker login': {e}") from None
         return _State(s, img.config, list(img.manifest.layers), "image:" + img.id, img.id, args)
 
     def _build_stage(self, df: Dockerfile, s: Stage, done: list[_State], args: BuildArgs,

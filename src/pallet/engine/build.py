@@ -149,10 +149,34 @@ def build(
     work.mkdir(parents=True, exist_ok=True)
     (work / "tmp").mkdir(exist_ok=True)
     _remove_stale(work / "tmp")
-    builder = Builder(svc.store, work, RuntimeExecutor(config), out, resolve_image=svc.get,
+    builder = Builder(svc.store, work, RuntimeExecutor(config), out,
+                      resolve_image=lambda name: _resolve(config, svc, name, opts.pull, out),
                       host_platform=f"linux/{host_arch()}")
     with svc.gc_lock(), open_context(context, dockerfile, stdin=stdin, workdir=work / "tmp") as ctx:
         return builder.build(ctx, opts)
+
+
+def _resolve(config: Config, svc: ImageService, name: str, pull: bool, out: TextIO) -> Image:
+    """A base image: from the store, else pulled (always pulled with ``--pull``), as Docker does."""
+    from pallet.errors import ImageNotFound, PalletError
+
+    if not pull:
+        try:
+            return svc.get(name)
+        except ImageNotFound:
+            pass
+    try:
+        from pallet.engine.distribution import pull as do_pull
+
+        do_pull(config, name, out=out)
+    except (PalletError, OSError) as e:
+        if pull:
+            with contextlib.suppress(ImageNotFound):
+                return svc.get(name)  # offline: the local copy
+        err = ImageNotFound(name)
+        err.message = str(e) or err.message
+        raise err from None
+    return svc.get(name)
 
 
 def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
