@@ -93,9 +93,32 @@ def _in_place(bridge: str, internal: bool) -> bool:
     return mine == len(network_rules(bridge, internal)) and jump is not None and (cni is None or jump < cni)
 
 
+LOCK = "/run/pallet-firewall.lock"
+
+
+def _locked() -> int:
+    import fcntl
+    import os
+
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def setup_network(bridge: str, internal: bool) -> None:
+    """Ensure a network's rules (host-wide lock: concurrent starts add each rule once)."""
+    import os
+
     if _in_place(bridge, internal):
         return
+    fd = _locked()
+    try:
+        _setup_network(bridge, internal)
+    finally:
+        os.close(fd)
+
+
+def _setup_network(bridge: str, internal: bool) -> None:
     for chain in (FORWARD_CHAIN, ISOLATION_CHAIN):
         _ensure_chain("filter", chain)
     ensure(network_rules(bridge, internal))
@@ -110,13 +133,25 @@ def ensure_first_jump() -> None:
     idx = next((i for i, ln in enumerate(rules) if ln.endswith(f"-j {FORWARD_CHAIN}")), None)
     cni = next((i for i, ln in enumerate(rules) if ln.endswith("-j CNI-FORWARD")), None)
     if idx is None or (cni is not None and cni < idx):
-        remove(jump_rules())
-        _ipt("-I", "FORWARD", "1", *spec)
+        import os
+
+        fd = _locked()
+        try:
+            remove(jump_rules())
+            _ipt("-I", "FORWARD", "1", *spec)
+        finally:
+            os.close(fd)
 
 
 def teardown_network(bridge: str, internal: bool) -> None:
-    remove(network_rules(bridge, internal))
-    drop_unused_chains()
+    import os
+
+    fd = _locked()
+    try:
+        remove(network_rules(bridge, internal))
+        drop_unused_chains()
+    finally:
+        os.close(fd)
 
 
 def _empty(chain: str) -> bool:
