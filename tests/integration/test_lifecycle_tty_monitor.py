@@ -40,9 +40,13 @@ def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"")
         os.execv(argv[0], argv)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     out, sent = b"", False
-    deadline = time.monotonic() + 30
+    start = time.monotonic()
+    deadline = start + 30
     while time.monotonic() < deadline:
         r, _, _ = select.select([fd], [], [], 0.2)
+        if not on_ready and not sent and time.monotonic() - start > 1.5:
+            os.write(fd, then)
+            sent = True
         if not r:
             continue
         try:
@@ -52,13 +56,16 @@ def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"")
         if not d:
             break
         out += d
-        if on_ready in out and not sent:
+        if on_ready and on_ready in out and not sent:
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 122, 0, 0))
             os.kill(pid, 28)  # SIGWINCH, as the terminal would send
             time.sleep(0.3)
             os.write(fd, then)
             sent = True
-    _, st = os.waitpid(pid, 0)
+    got, st = os.waitpid(pid, os.WNOHANG)
+    if got == 0:  # still running after the deadline: fail, but never hang
+        os.kill(pid, 9)
+        _, st = os.waitpid(pid, 0)
     os.close(fd)
     return out, os.waitstatus_to_exitcode(st)
 
@@ -132,3 +139,22 @@ def test_concurrent_starts_consistent(p: Pallet) -> None:
     assert rcs == [0] * n
     names = p.ok("ps", "--format", "{{.Names}}").split()
     assert sorted(names) == sorted(f"c{i}" for i in range(n))
+
+
+@pytest.mark.parametrize("monitor", ["c", "python"])
+def test_start_ai_and_attach_send_stdin(p: Pallet, monitor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if monitor == "python":
+        monkeypatch.setenv("PALLET_MONITOR", "python")
+    p.ok("create", "-i", "--name", "ai", IMG, "sh", "-c", 'while read l; do echo "got $l"; done; echo bye')
+    r = p("start", "-ai", "ai", input="one\ntwo\n", timeout=30)
+    assert (r.rc, r.out) == (0, "got one\ngot two\nbye\n"), r
+    p.ok("run", "-d", "-i", "--name", "ai2", IMG, "sh", "-c", 'read l; echo "got $l"; exit 4')
+    r = p("attach", "ai2", input="hey\n", timeout=30)
+    assert (r.rc, r.out) == (4, "got hey\n"), r
+
+
+def test_attach_to_a_tty_container(p: Pallet) -> None:
+    p.ok("run", "-d", "-it", "--name", "ti", IMG, "sh")
+    out, rc = in_pty(p, "attach", "ti", on_ready=b"", then=b"echo hello-$((1+2)); exit 7\r")
+    assert rc == 7, out
+    assert b"hello-3" in out

@@ -26,4 +26,4 @@ def attach(config: Config, no_stdin: bool, sig_proxy: bool, container: str) -> i
         raise Conflict("You cannot attach to a stopped container, start it first")
     if c.state.status == "paused":
         raise Conflict("You cannot attach to a paused container, unpause it first")
-    return follow_until_exit(svc, c, since=time.time_ns(), proxy_signals=sig_proxy)
+    return follow_until_exit(svc, c, since=time.time_ns(), proxy_signals=sig_proxy, stdin=not no_stdin)

@@ -27,7 +27,7 @@ def start(config: Config, attach: bool, interactive: bool, containers: tuple[str
 
         c = svc.get(containers[0])
         c = svc.start(c)
-        return follow_until_exit(svc, c)
+        return follow_until_exit(svc, c, stdin=interactive)
     failed = False
     for ref in containers:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pallet.engine.state import Container
 
@@ -13,9 +13,53 @@ if TYPE_CHECKING:
     from pallet.engine.containers import ContainerService
 
 
+def forward_stdin(c: Container) -> Any:
+    """Send our stdin to the container's monitor (its attach socket); EOF closes a non-tty stdin."""
+    import socket
+    import threading
+
+    from pallet.engine.monitor_c import attach_name
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect("\0" + attach_name(c.id))
+    except OSError:
+        s.close()
+        return None
+
+    def pump() -> None:
+        try:
+            while True:
+                data = os.read(0, 65536)
+                if not data:
+                    break
+                s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    threading.Thread(target=pump, daemon=True).start()
+    return s
+
+
 def follow_until_exit(svc: ContainerService, c: Container, since: int | None = None,
-                      proxy_signals: bool = True) -> int:
+                      proxy_signals: bool = True, stdin: bool = False) -> int:
     """Copy the container's output (from its start, or ``since``) to ours; its exit code."""
+    import contextlib as _contextlib
+
+    from pallet.engine.foreground import _raw_terminal
+
+    sock = forward_stdin(c) if stdin and (c.spec.open_stdin or c.spec.tty) else None
+    raw = _raw_terminal(0) if sock is not None and c.spec.tty else _contextlib.nullcontext()
+    with raw:
+        try:
+            return _follow(svc, c, since, proxy_signals)
+        finally:
+            if sock is not None:
+                sock.close()
+
+
+def _follow(svc: ContainerService, c: Container, since: int | None, proxy_signals: bool) -> int:
     from pallet.engine.logs import read_logs
 
     first_restarts = c.state.restart_count

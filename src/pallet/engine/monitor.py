@@ -42,6 +42,8 @@ class Monitor:
         self.sigr, self.sigw = os.pipe()
         os.set_blocking(self.sigw, False)
         self.rt: Any = None
+        self.stdin_closed = False
+        self.asock: Any = None
 
     # -- reports --------------------------------------------------------------------
 
@@ -102,12 +104,31 @@ class Monitor:
         finally:
             os.close(devnull)
 
-    def pump(self, pid: int, out: int | None, err: int | None) -> int:
+    def attach_socket(self) -> Any:
+        import socket
+
+        from pallet.engine.monitor_c import attach_name
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind("\0" + attach_name(self.cid))
+            s.listen(4)
+        except OSError:
+            s.close()
+            return None
+        s.setblocking(False)
+        return s
+
+    def pump(self, pid: int, out: int | None, err: int | None, stdin_w: int | None = None) -> int:
         """Copy output into the log until the container exits; its wait status."""
         from pallet.engine.logs import LogWriter
 
         log = LogWriter(self.dir / f"{self.cid}-json.log")
         streams = {fd: name for fd, name in ((out, "stdout"), (err, "stderr")) if fd is not None}
+        tty = bool(self.spec.get("tty"))
+        target = out if tty else stdin_w
+        asock = self.asock
+        client: Any = None
         status: int | None = None
         deadline = 0.0
         try:
@@ -118,9 +139,34 @@ class Monitor:
                         deadline = time.monotonic() + 2.0
                 if status is not None and (not streams or time.monotonic() > deadline):
                     break
-                fds = [*streams, self.sigr]
+                fds: list[Any] = [*streams, self.sigr]
+                if asock is not None:
+                    fds.append(asock)
+                if client is not None:
+                    fds.append(client)
                 ready, _, _ = select.select(fds, [], [], 0.5 if status is None else 0.05)
                 for fd in ready:
+                    if fd is asock:
+                        with contextlib.suppress(OSError):
+                            if client is not None:
+                                client.close()
+                            client = asock.accept()[0]
+                        continue
+                    if fd is client:
+                        data = b""
+                        with contextlib.suppress(OSError):
+                            data = client.recv(65536)
+                        if data and target is not None:
+                            with contextlib.suppress(OSError):
+                                os.write(target, data)
+                        elif not data:
+                            client.close()
+                            client = None
+                            if not tty and stdin_w is not None and target is not None:
+                                os.close(stdin_w)
+                                target = None
+                                self.stdin_closed = True
+                        continue
                     if fd == self.sigr:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self.sigr, 512)
@@ -137,6 +183,8 @@ class Monitor:
         finally:
             for fd in streams:
                 os.close(fd)
+            if client is not None:
+                client.close()
             log.close()
         return status if status is not None else 255 << 8
 
@@ -176,6 +224,8 @@ class Monitor:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if self.spec.get("open_stdin") or self.spec.get("tty"):
+            self.asock = self.attach_socket()
         policy = self.spec.get("restart_policy", "no")
         max_retry = int(self.spec.get("restart_max", 0))
         backoff = 0.1
@@ -203,8 +253,9 @@ class Monitor:
                 os.write(sync_fd, json.dumps(doc).encode())
                 os.close(sync_fd)
                 first = False
-            status = self.pump(pid, out, err)
-            if stdin_w is not None:
+            self.stdin_closed = False
+            status = self.pump(pid, out, err, stdin_w)
+            if stdin_w is not None and not self.stdin_closed:
                 os.close(stdin_w)
             code = os.waitstatus_to_exitcode(status)
             if code < 0:

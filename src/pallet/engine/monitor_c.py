@@ -27,6 +27,11 @@ def binary() -> Path | None:
     return None
 
 
+def attach_name(cid: str) -> str:
+    """The abstract unix socket a monitor takes the container's stdin on."""
+    return f"pallet-attach/{cid}"
+
+
 def args_file(config: Config, c: Container, rt_argv: list[str]) -> str:
     """The monitor's directives (one per line, TAB-separated fields)."""
     s = c.spec
@@ -46,6 +51,7 @@ def args_file(config: Config, c: Container, rt_argv: list[str]) -> str:
         ["stdin", "1" if s.open_stdin else "0"],
         ["restart", s.restart_policy, str(s.restart_max), str(c.state.restart_count)],
         ["seq", str(c.state.seq)],
+        ["attach", attach_name(c.id)],
     ]
     for ln in lines:
         for f in ln:

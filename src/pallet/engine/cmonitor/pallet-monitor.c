@@ -16,6 +16,8 @@
  *   stdin   0|1        keep a stdin pipe open
  *   restart POLICY MAX COUNT
  *   seq     N          last sequence number the engine has merged
+ *   attach  NAME       abstract unix socket on which `attach`/`start -i` send the container's
+ *                      stdin (EOF from the client closes a non-tty stdin, like Docker's StdinOnce)
  *
  * It becomes a child subreaper so that the container's pid 1 is its child,
  * copies stdout/stderr (or the pty) into the log, writes its state reports
@@ -38,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +50,7 @@
 struct cmd { char *argv[MAXARGS]; int n; };
 
 static struct cmd c_create, c_start, c_delete, c_exit;
-static char *log_path, *status_path, *pid_path, *stop_path;
+static char *log_path, *status_path, *pid_path, *stop_path, *attach_name;
 static int tty, keep_stdin, max_retry, restart_count;
 static long seq;
 static char policy[32] = "no";
@@ -80,6 +83,7 @@ static void parse_args_file(const char *path) {
         else if (nf >= 2 && !strcmp(fields[0], "tty")) tty = atoi(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "stdin")) keep_stdin = atoi(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "seq")) seq = atol(fields[1]);
+        else if (nf >= 2 && !strcmp(fields[0], "attach")) attach_name = xstrdup(fields[1]);
         else if (nf >= 4 && !strcmp(fields[0], "restart")) {
             snprintf(policy, sizeof policy, "%s", fields[1]);
             max_retry = atoi(fields[2]);
@@ -264,6 +268,19 @@ static int recv_fd(int sock) {
     return fd;
 }
 
+static int attach_listen(void) {
+    if (!attach_name) return -1;
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) return -1;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t n = strlen(attach_name);
+    if (n > sizeof sa.sun_path - 2) n = sizeof sa.sun_path - 2;
+    memcpy(sa.sun_path + 1, attach_name, n); /* abstract: sun_path[0] == 0 */
+    if (bind(s, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
+        listen(s, 4) < 0) { close(s); return -1; }
+    return s;
+}
+
 static int stopped_by_user(void) { return stop_path && access(stop_path, F_OK) == 0; }
 
 static void sleep_ms(long ms) {
@@ -287,6 +304,7 @@ int main(int argc, char **argv) {
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     long backoff = 100;
     int first = 1;
+    int asock = (keep_stdin || tty) ? attach_listen() : -1, aclient = -1;
 
     for (;;) {
         int out_r = -1, out_w = -1, err_r = -1, err_w = -1, in_r = devnull, in_w = -1;
@@ -353,15 +371,18 @@ int main(int argc, char **argv) {
         /* pump output until the container exits and its streams close */
         int status = -1;
         long long deadline = 0;
-        struct pollfd fds[4];
+        struct pollfd fds[6];
         int fd_out = tty ? master : out_r, fd_err = tty ? -1 : err_r;
         for (;;) {
             int nf = 0;
             fds[nf++] = (struct pollfd){ sfd, POLLIN, 0 };
-            int i_out = -1, i_err = -1;
+            int i_out = -1, i_err = -1, i_as = -1, i_ac = -1;
             if (fd_out >= 0) { i_out = nf; fds[nf++] = (struct pollfd){ fd_out, POLLIN, 0 }; }
             if (fd_err >= 0) { i_err = nf; fds[nf++] = (struct pollfd){ fd_err, POLLIN, 0 }; }
-            if (status >= 0 && (nf == 1 || now_ns() > deadline)) break;
+            int streams = nf;
+            if (asock >= 0) { i_as = nf; fds[nf++] = (struct pollfd){ asock, POLLIN, 0 }; }
+            if (aclient >= 0) { i_ac = nf; fds[nf++] = (struct pollfd){ aclient, POLLIN, 0 }; }
+            if (status >= 0 && (streams == 1 || now_ns() > deadline)) break;
             int r = poll(fds, (nfds_t)nf, status >= 0 ? 50 : 1000);
             if (r < 0 && errno != EINTR) break;
             if (fds[0].revents) {
@@ -378,6 +399,19 @@ int main(int argc, char **argv) {
                 }
             }
             char buf[65536];
+            if (i_as >= 0 && fds[i_as].revents) {
+                int c = accept4(asock, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) { if (aclient >= 0) close(aclient); aclient = c; }
+            }
+            if (i_ac >= 0 && fds[i_ac].revents) {
+                ssize_t n = read(aclient, buf, sizeof buf);
+                int target = tty ? master : in_w;
+                if (n > 0 && target >= 0) write_all(target, buf, (size_t)n);
+                else if (n <= 0) {
+                    close(aclient); aclient = -1;
+                    if (!tty && in_w >= 0) { close(in_w); in_w = -1; }
+                }
+            }
             if (i_out >= 0 && fds[i_out].revents) {
                 ssize_t n = read(fd_out, buf, sizeof buf);
                 if (n > 0) log_data(&s_out, buf, (size_t)n);
@@ -410,6 +444,8 @@ int main(int argc, char **argv) {
         restart_count++;
     }
     if (log_fd >= 0) close(log_fd);
+    if (aclient >= 0) close(aclient);
+    if (asock >= 0) close(asock);
     if (c_exit.n) {
         sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
