@@ -16,20 +16,34 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_busybox, needs_root
-from tests.integration.lifecycle_support import assert_clean, eventually, remove_everything
+from tests.integration.lifecycle_support import (
+    assert_clean,
+    eventually,
+    pallet_runtime_available,
+    remove_everything,
+)
 from tests.support.cli import Pallet
 
 pytestmark = [needs_root, needs_busybox]
 IMG = "busybox:test"
 
 
-@pytest.fixture
-def p(pallet_root: Path, busybox_tar: Path) -> Iterator[Pallet]:
-    cli = Pallet(pallet_root, runtime="runc")
+@pytest.fixture(params=["pallet", "runc"])
+def p(request: pytest.FixtureRequest, pallet_root: Path, busybox_tar: Path) -> Iterator[Pallet]:
+    if request.param == "pallet" and not pallet_runtime_available():
+        pytest.skip("pallet's own runtime is not available in this tree")
+    cli = Pallet(pallet_root, runtime=request.param)
     cli.ok("import", str(busybox_tar), IMG, "--change", 'CMD ["sh"]')
     yield cli
     remove_everything(cli)
     assert_clean(cli)
+
+
+def tty_known_issue(p: Pallet, request: pytest.FixtureRequest) -> None:
+    if p.runtime == "pallet":
+        request.node.add_marker(pytest.mark.xfail(
+            reason="pallet's runtime connects to the console socket after pivot_root (runtime/init.py)",
+            strict=False))
 
 
 def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"") -> tuple[bytes, int]:
@@ -70,7 +84,8 @@ def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"")
     return out, os.waitstatus_to_exitcode(st)
 
 
-def test_tty_size_resize_and_input(p: Pallet) -> None:
+def test_tty_size_resize_and_input(p: Pallet, request: pytest.FixtureRequest) -> None:
+    tty_known_issue(p, request)
     out, rc = in_pty(p, "run", "--rm", "-it", IMG, "sh", "-c",
                      "stty size; tty; echo READY; read x; stty size; echo got:$x; exit 3", then=b"typed\n")
     lines = out.decode().replace("\r", "").splitlines()
@@ -79,7 +94,8 @@ def test_tty_size_resize_and_input(p: Pallet) -> None:
     assert "44 122" in lines and "got:typed" in lines
 
 
-def test_detached_tty_logs(p: Pallet) -> None:
+def test_detached_tty_logs(p: Pallet, request: pytest.FixtureRequest) -> None:
+    tty_known_issue(p, request)
     p.ok("run", "-d", "-t", "--name", "tt", IMG, "sh", "-c", "tty; echo done")
     assert p.ok("wait", "tt").strip() == "0"
     out = p.ok("logs", "tt").replace("\r", "")
@@ -153,7 +169,8 @@ def test_start_ai_and_attach_send_stdin(p: Pallet, monitor: str, monkeypatch: py
     assert (r.rc, r.out) == (4, "got hey\n"), r
 
 
-def test_attach_to_a_tty_container(p: Pallet) -> None:
+def test_attach_to_a_tty_container(p: Pallet, request: pytest.FixtureRequest) -> None:
+    tty_known_issue(p, request)
     p.ok("run", "-d", "-it", "--name", "ti", IMG, "sh")
     out, rc = in_pty(p, "attach", "ti", on_ready=b"", then=b"echo hello-$((1+2)); exit 7\r")
     assert rc == 7, out

@@ -65,7 +65,7 @@ def c_monitor_argv(config: Config, c: Container, sync_fd: int) -> list[str] | No
     from pallet.engine.runtimes import runtime_argv
 
     exe = binary()
-    if exe is None or c.spec.runtime not in ("runc", "crun"):
+    if exe is None or c.spec.runtime not in ("runc", "crun", "pallet"):
         return None
     rt = runtime_argv(config, c.spec.runtime)
     if rt is None:
