@@ -218,7 +218,19 @@ def setup_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
     dev = os.path.join(rootfs, "dev")
     names = list(DEFAULT_DEVICES)
     for d in devices:
+        # the spec's nodes are made from their type and numbers (--device HOST:OTHER-PATH)
         path = d.get("path", "")
+        if d.get("type") in ("c", "b", "u") and "major" in d and "minor" in d and path.startswith("/dev/"):
+            dst = secure_join(rootfs, path)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.lexists(dst):
+                os.unlink(dst)
+            kind = stat.S_IFBLK if d["type"] == "b" else stat.S_IFCHR
+            os.mknod(dst, kind | (int(d.get("fileMode", 0o666)) & 0o7777),
+                     os.makedev(int(d["major"]), int(d["minor"])))
+            os.chown(dst, int(d.get("uid", 0)), int(d.get("gid", 0)))
+            os.chmod(dst, int(d.get("fileMode", 0o666)) & 0o7777)
+            continue
         if path.startswith("/dev/") and path[5:] not in names:
             names.append(path[5:])
     for name in names:
