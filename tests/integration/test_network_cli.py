@@ -238,3 +238,26 @@ def test_static_ip_check_and_mistakes_refused_at_create(np: NetPallet, ne: NetEn
         r = np("create", *args, "busybox:test", "true")
         assert r.rc == 125 and r.err.strip() == f"Error: {msg}" or r.err.strip().endswith(msg), r
     assert len(np.ok("ps", "-aq").split()) == 2  # nothing was created by the mistakes
+
+
+def test_user_supplied_conflist(np: NetPallet, ne: NetEnv, tmp_path: Path) -> None:
+    """A conflist of the user's own, with a plugin pallet never writes (tuning), run as written."""
+    br, sub = ne.network()
+    confdir = tmp_path / "net.d"
+    confdir.mkdir()
+    (confdir / "tuned.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": "tuned", "plugins": [
+            {"type": "bridge", "bridge": br, "isGateway": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": sub}]], "dataDir": str(ne.ipam / br)}},
+            {"type": "tuning", "sysctl": {"net.ipv4.tcp_keepalive_time": "123"}},
+        ]}))
+    env = {"PALLET_CNI_CONFIG_DIR": str(confdir)}
+    assert "tuned" in np.ok("network", "ls", "--format", "{{.Name}}", env=env).split()
+    out = np.ok("run", "--rm", "--network", "tuned", "busybox:test", "sh", "-c",
+                "cat /proc/sys/net/ipv4/tcp_keepalive_time; ip -o -4 addr show eth0", env=env)
+    assert out.split()[0] == "123" and f" {sub.rsplit('.', 1)[0]}." in out
+    assert np("network", "rm", "tuned", env=env).rc == 125
+    from pallet.network import registry
+
+    registry.remove_bridge(br)
+    registry.remove_ipam(ne.config(), br)
