@@ -424,6 +424,8 @@ class ContainerService:
             networks.teardown(self.config, c)
 
     def _network_forget(self, c: Container) -> None:
+        if c.spec.network_mode in ("none", "host", ""):
+            return
         try:
             from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
         except ImportError:

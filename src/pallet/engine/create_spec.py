@@ -46,6 +46,8 @@ def merge_env(image_env: tuple[str, ...], env: tuple[str, ...]) -> tuple[str, ..
 def network_mode(value: str) -> str:
     """``none``, ``host``, a network's name or ``container:NAME`` (validated by the network layer)."""
     v = value or ""
+    if v in ("none", "host"):
+        return v  # the network layer is not even imported: the run path stays lean
     try:
         from pallet.engine import networks  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
