@@ -76,8 +76,10 @@ def test_half_a_cpu(box: BundleDriver) -> None:
         s1, t1 = m.stats(), time.monotonic()
         used = (s1["cpu"]["usage_total"] - s0["cpu"]["usage_total"]) / 1e9 / (t1 - t0)
         # about half a core: never more (the quota), and not much less unless the host is starved
-        assert 0.3 <= used <= 0.56, f"{used:.2f} CPUs"
-        assert s1["cpu"]["throttling"]["throttled_periods"] > s0["cpu"]["throttling"]["throttled_periods"]
+        # never more than the quota; on a host busy with other work the loop may get less
+        assert 0.2 <= used <= 0.56, f"{used:.2f} CPUs"
+        if used > 0.4:  # it reached the quota, so the kernel must have throttled it
+            assert s1["cpu"]["throttling"]["throttled_periods"] > s0["cpu"]["throttling"]["throttled_periods"]
     finally:
         box.delete(cid)
     assert not m.exists()

@@ -80,9 +80,10 @@ def test_half_a_cpu(pal: Pallet) -> None:
     time.sleep(3)
     s1, t1 = m.stats()["cpu"]["usage_total"], time.monotonic()
     used = (s1 - s0) / 1e9 / (t1 - t0)
-    assert 0.3 <= used <= 0.56, f"{used:.2f} CPUs"
+    # never more than the quota; on a host busy with other work the loop may get less
+    assert 0.2 <= used <= 0.56, f"{used:.2f} CPUs"
     pct = float(pal.ok("stats", "--no-stream", "--format", "{{.CPUPerc}}", "spin").strip().rstrip("%"))
-    assert 20 <= pct <= 60, pct
+    assert 10 <= pct <= 60, pct
     cid = inspect(pal, "spin")["Id"]
     pal.ok("rm", "-f", "spin")
     assert not cgroups.manager(f"/pallet/{cid}").exists()
