@@ -70,6 +70,7 @@ def contexts(base: Path) -> dict[str, Path]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = ap.parse_args()
     from tests.support.dockerd import available, private_dockerd
     from tests.support.images import make_busybox_tar
@@ -80,7 +81,7 @@ def main() -> None:
     tar = make_busybox_tar(tmp / "busybox.tar")
     pallet = [*PALLET, "--root", str(root)]
     run([*pallet, "import", str(tar), BASE])
-    ctxs = contexts(tmp / "ctx")
+    ctxs = {k: v for k, v in contexts(tmp / "ctx").items() if args.only in k}
     results: dict[str, dict[str, float]] = {}
     try:
         docker_ctx = private_dockerd(tmp) if available() else None
