@@ -171,14 +171,17 @@ def setup(config: Config, c: Container) -> SetupResult:
         ep = Endpoint(c.id, c.name, str(path), hostname_of(c), str(c.dir / "hosts"), bound, (), time.time())
         endpoints.save(config, ep)
     try:
-        ep = _attach(config, ep, name, aliases, ip, bound)
-        for net, conn in endpoints.connections(config, c.id).items():
-            if net != name:
-                ep = _attach(config, ep, net, tuple(conn.get("aliases") or ()), str(conn.get("ip") or ""), ())
+        conns = endpoints.connections(config, c.id)
+        todo = [] if conns.get(name, {}).get("disconnected") else [(name, aliases, ip)]
+        todo += [(n, tuple(v.get("aliases") or ()), str(v.get("ip") or "")) for n, v in conns.items()
+                 if n != name and not v.get("disconnected")]
+        for i, (net, al, addr) in enumerate(todo):
+            # published ports go with the first network (the primary one unless disconnected)
+            ep = _attach(config, ep, net, al, addr, bound if i == 0 else ())
     except BaseException:
         teardown(config, c)
         raise
-    addr = cni.result_ip(ep.attached[0].result or {})[0]
+    addr = cni.result_ip(ep.attached[0].result or {})[0] if ep.attached else ""
     return SetupResult(str(path), addr, _settings(ep, c.spec.exposed_ports))
 
 
@@ -357,13 +360,17 @@ def connect(config: Config, c: Container, network: str, aliases: tuple[str, ...]
                               "connected to any other network" if kind != "none" else
                               "container cannot be disconnected from network none")
     conns = endpoints.connections(config, c.id)
-    if net.name == primary or net.name in conns:
+    gone = bool(conns.get(net.name, {}).get("disconnected"))
+    if (net.name == primary or net.name in conns) and not gone:
         raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
     ep = endpoints.load(config, c.id)
     if ep is not None and c.state.running:
         ep = _attach(config, ep, net.name, aliases, ip, ())
         write_hosts(config, c)
-    conns[net.name] = {"aliases": list(aliases), "ip": ip}
+    if net.name == primary:
+        conns.pop(net.name, None)
+    else:
+        conns[net.name] = {"aliases": list(aliases), "ip": ip}
     endpoints.save_connections(config, c.id, conns)
 
 
@@ -373,18 +380,21 @@ def disconnect(config: Config, c: Container, network: str, force: bool = False) 
     kind, primary = parse_network_mode(c.spec.network_mode)
     ep = endpoints.load(config, c.id)
     a = ep.on(net.name) if ep else None
-    if net.name not in conns and a is None and not (net.name == primary and not force):
+    del force
+    recorded = net.name in conns and not conns[net.name].get("disconnected")
+    primary_on = net.name == primary and not conns.get(primary, {}).get("disconnected")
+    if a is None and not recorded and not primary_on:
         raise NotFound(f"container {c.id[:12]} is not connected to network {net.name}")
-    if net.name == primary and not force and len(ep.attached if ep else ()) <= 1 and net.name not in conns:
-        raise Conflict(f"container {c.id[:12]} is not connected to any other network; "
-                       f"it cannot be disconnected from its only network {net.name}")
     if ep is not None and a is not None:
         _detach(config, ep, a)
         ep = ep.without(net.name)
         endpoints.save(config, ep)
         _refresh_peers(config, replace(ep, attached=(a,)))
         _write_hosts_of(config, ep, tuple(ep.extra.get("extra_hosts") or ()))
-    conns.pop(net.name, None)
+    if net.name == primary:
+        conns[net.name] = {"disconnected": True}
+    else:
+        conns.pop(net.name, None)
     endpoints.save_connections(config, c.id, conns)
 
 
