@@ -243,6 +243,9 @@ def test_resolv_text_filters_loopback_and_applies_flags() -> None:
     assert hosts.resolv_text(host, ["9.9.9.9"], ["a.test", "b.test"], ["ndots:2"]) == (
         "nameserver 9.9.9.9\nsearch a.test b.test\noptions ndots:2\n")
     assert hosts.resolv_text("nameserver ::1\n") == ""
+    stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n"
+    assert hosts.resolv_text(stub, fallback="nameserver 10.2.2.2\nnameserver 127.0.0.1\n") == (
+        "nameserver 10.2.2.2\nsearch lan\noptions edns0 trust-ad\n")
 
 
 def test_rewrite_in_place_keeps_the_inode(tmp_path: object) -> None:

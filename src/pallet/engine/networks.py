@@ -261,18 +261,23 @@ def write_hosts(config: Config, c: Container) -> None:
     _refresh_peers(config, ep)
     search = tuple(_spec_extra(c, "dns_search", ()))
     opts = tuple(_spec_extra(c, "dns_options", ()))
-    if search or opts:
-        resolv = c.dir / "resolv.conf"
+    resolv = c.dir / "resolv.conf"
+    if resolv.exists():
         hosts.rewrite_in_place(resolv, resolv_conf(c.spec.dns, search, opts))
 
 
 def resolv_conf(dns: tuple[str, ...] = (), search: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> str:
     """A container's (or a build step's) resolv.conf: the host's, loopback servers left out."""
-    try:
-        host = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        host = ""
-    return hosts.resolv_text(host, dns, search, options)
+    def read(p: str) -> str:
+        try:
+            return Path(p).read_text()
+        except OSError:
+            return ""
+
+    host = read("/etc/resolv.conf")
+    # a local stub resolver (systemd-resolved) is unreachable from a container: its upstream servers are not
+    upstream = read("/run/systemd/resolve/resolv.conf")
+    return hosts.resolv_text(host, dns, search, options, fallback=upstream)
 
 
 # -- inspect ------------------------------------------------------------------------------

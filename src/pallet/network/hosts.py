@@ -48,11 +48,24 @@ def hosts_text(hostname: str, ip: str, extra: Iterable[str] = (), peers: Iterabl
     return "\n".join(lines) + "\n"
 
 
+def _servers(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) > 1 and parts[0] == "nameserver" and not (parts[1].startswith("127.") or parts[1] == "::1"):
+            out.append(parts[1])
+    return out
+
+
 def resolv_text(host_text: str, dns: Iterable[str] = (), search: Iterable[str] = (),
-                options: Iterable[str] = ()) -> str:
-    """The container's resolv.conf: the host's without loopback servers (Docker's fallback to
-    public servers is left out: such servers are not reachable everywhere), overridden by flags."""
+                options: Iterable[str] = (), fallback: str = "") -> str:
+    """The container's resolv.conf: the host's without loopback servers, overridden by flags.
+
+    When the host names only loopback servers (a local stub resolver), the servers of
+    ``fallback`` (the stub's upstream configuration) are used instead."""
     dns, search, options = list(dns), list(search), list(options)
+    if not dns and not _servers(host_text):
+        dns = _servers(fallback)
     ns: list[str] = []
     other: list[str] = []
     host_search: list[str] = []
