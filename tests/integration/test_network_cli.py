@@ -261,3 +261,29 @@ def test_user_supplied_conflist(np: NetPallet, ne: NetEnv, tmp_path: Path) -> No
 
     registry.remove_bridge(br)
     registry.remove_ipam(ne.config(), br)
+
+
+def test_kill9_of_monitor_and_container_releases_the_network(np: NetPallet, ne: NetEnv) -> None:
+    """Nothing left to clean up the container: the next command's reconciliation releases its network."""
+    import os
+    import signal
+
+    from pallet.network import endpoints
+
+    port = _free_port()
+    cid = np.ok("run", "-d", "--name", "k9", "-p", f"{port}:80", "busybox:test", *HTTPD).strip()
+    pid = int(np.ok("inspect", "-f", "{{.State.Pid}}", "k9"))
+    doc = json.loads((ne.root / "containers" / cid / "state.json").read_text())
+    mon = int(doc.get("monitor_pid") or doc.get("state", {}).get("monitor_pid") or 0)
+    assert mon > 0 and endpoints.load(ne.config(), cid) is not None
+    os.kill(mon, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    import time
+
+    deadline = time.monotonic() + 10
+    while endpoints.load(ne.config(), cid) is not None and time.monotonic() < deadline:
+        np.ok("ps", "-a")
+        time.sleep(0.2)
+    assert endpoints.load(ne.config(), cid) is None
+    assert not (ne.root / "run" / "netns" / cid).exists()
+    assert f"--dports {port}" not in sh("iptables", "-t", "nat", "-S").stdout
