@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pallet.config import Config
-from pallet.errors import Conflict, InvalidArgument, NetworkNotFound, NotFound, PalletError
+from pallet.errors import (
+    Conflict,
+    InvalidArgument,
+    NetworkNotFound,
+    NotFound,
+    PalletError,
+    RuntimeFailure,
+)
 from pallet.network import cni, endpoints, firewall, hosts, netns, ports, registry
 from pallet.network.conflist import Network, inspect_doc
 from pallet.network.endpoints import Attached, Endpoint
@@ -59,7 +66,10 @@ def create_netns(config: Config, container_id: str) -> Path:
     path = d / container_id
     if path.exists():
         netns.remove(path)
-    return netns.create(d, container_id)
+    try:
+        return netns.create(d, container_id)
+    except OSError as e:
+        raise RuntimeFailure(f"failed to create a network namespace: {e}") from None
 
 
 def remove_netns(path: Path | str) -> None:

@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pallet.errors import Unavailable
+
 FORWARD_CHAIN = "PALLET-FORWARD"
 ISOLATION_CHAIN = "PALLET-ISOLATION"
 
@@ -49,7 +51,10 @@ def network_rules(bridge: str, internal: bool) -> list[Rule]:
 
 
 def _ipt(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True)
+    try:
+        return subprocess.run(["iptables", "-w", "5", *args], capture_output=True)
+    except FileNotFoundError:
+        raise Unavailable("iptables is not installed (Debian package iptables)") from None
 
 
 def _ensure_chain(table: str, chain: str) -> None:
@@ -69,7 +74,7 @@ def ensure(rules: Iterable[Rule]) -> None:
         else:
             p = _ipt("-t", r.table, "-A", r.chain, *r.spec)
         if p.returncode != 0:
-            raise OSError(f"iptables: {p.stderr.decode(errors='replace').strip()}")
+            raise Unavailable(f"iptables: {p.stderr.decode(errors='replace').strip()}")
 
 
 def remove(rules: Iterable[Rule]) -> None:
