@@ -373,7 +373,8 @@ def connect(config: Config, c: Container, network: str, aliases: tuple[str, ...]
     if kind in ("none", "host", "container"):
         raise InvalidArgument("container sharing network namespace with another container or host cannot be "
                               "connected to any other network" if kind != "none" else
-                              "container cannot be disconnected from network none")
+                              "container cannot be connected to multiple networks with one of the networks "
+                              "in private (none) mode")
     conns = endpoints.connections(config, c.id)
     gone = bool(conns.get(net.name, {}).get("disconnected"))
     if (net.name == primary or net.name in conns) and not gone:
