@@ -113,7 +113,7 @@ def startup(runs: int, tar: Path, work: Path) -> None:
     run([*PALLET, "--root", str(root), "import", str(tar), "bench:busybox"])
     variants: list[tuple[str, list[str] | None]] = []
     for runtime in ("runc", "pallet"):
-        base = [*PALLET, "--root", str(root), "--runtime", runtime, "run", "--rm"]
+        base = [*PALLET, "--root", str(root), "--runtime", runtime, "run", "--rm", "--network", "none"]
         try:
             run([*base, "bench:busybox", "true"])
         except subprocess.CalledProcessError:
@@ -162,7 +162,7 @@ def stats_many(runs: int, n: int, tar: Path, work: Path) -> None:
     rows: list[tuple[str, float | None]] = []
     try:
         for i in range(n):
-            run([*p, "run", "-d", "--name", f"s{i:02d}", "-m", "32m", "bench:busybox", "sleep", "3600"])
+            run([*p, "run", "-d", "--network", "none", "--name", f"s{i:02d}", "-m", "32m", "bench:busybox", "sleep", "3600"])
         rows.append((f"pallet stats --no-stream ({n} containers)", median_time(lambda: run([*p, "stats", "--no-stream"]), runs)))
     finally:
         ids = subprocess.run([*p, "ps", "-aq"], capture_output=True, text=True).stdout.split()
@@ -191,13 +191,27 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="pallet-bench-sec-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        tar = make_busybox_tar(work / "busybox.tar")
-        if args.only in (None, "inproc"):
-            in_process_costs(args.runs)
-        if args.only in (None, "startup"):
-            startup(args.runs, tar, work)
-        if args.only in (None, "stats"):
-            stats_many(max(1, args.runs // 3), args.containers, tar, work)
+        try:
+            _main(args, work)
+        finally:
+            _unmount_under(work)
+
+
+def _unmount_under(root: Path) -> None:
+    with open("/proc/self/mounts") as f:
+        targets = [line.split()[1] for line in f]
+    for t in sorted((t for t in targets if t.startswith(str(root))), key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
+
+
+def _main(args: argparse.Namespace, work: Path) -> None:
+    tar = make_busybox_tar(work / "busybox.tar")
+    if args.only in (None, "inproc"):
+        in_process_costs(args.runs)
+    if args.only in (None, "startup"):
+        startup(args.runs, tar, work)
+    if args.only in (None, "stats"):
+        stats_many(max(1, args.runs // 3), args.containers, tar, work)
 
 
 if __name__ == "__main__":
