@@ -169,3 +169,19 @@ def test_add_url_build_args_labels_and_prune(pallet: Pallet, busybox_image: str,
         assert "Using cache" not in rebuilt
     finally:
         srv.shutdown()
+
+
+def test_cache_from_an_image(pallet: Pallet, busybox_image: str, tmp_path: Path) -> None:
+    ctx = _write(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {busybox_image}\nENV A=1\nCOPY f /f\nRUN echo x > /x\nCMD [\"cat\", \"/x\"]\n",
+        "f": "f\n",
+    })
+    first = pallet.ok("build", "-q", "-t", "pbd-cf:1", str(ctx)).strip()
+    pallet.ok("builder", "prune", "-f")
+    out = pallet.ok("build", "--cache-from", "pbd-cf:1", "-t", "pbd-cf:2", str(ctx))
+    assert out.count(" ---> Using cache") == 4 and "Running in" not in out
+    assert _inspect(pallet, "pbd-cf:2", "{{.Id}}") == first
+    # a different step ends the reuse there
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_image}\nENV A=2\nCOPY f /f\n")
+    pallet.ok("builder", "prune", "-f")
+    assert "Using cache" not in pallet.ok("build", "--cache-from", "pbd-cf:1", str(ctx))

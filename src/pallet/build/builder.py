@@ -153,6 +153,12 @@ class Builder:
         df = parse(ctx.dockerfile_text, ctx.dockerfile_name)
         self.current_df = df
         self._no_cache = opts.no_cache
+        self.cache_sources = []
+        for name in opts.cache_from:
+            try:
+                self.cache_sources.append(self.store.images.get(name))
+            except ImageNotFound:
+                self.say(f"[Warning] cache source {name} is not in the image store; ignored")
         if opts.platform and opts.platform not in (self.host_platform, self.host_platform.split("/")[0]):
             raise BuildError(f"pallet builds for the host's platform only ({self.host_platform}); "
                              f"requested: {opts.platform}")
@@ -321,6 +327,13 @@ class Builder:
                  layer: Callable[[], Descriptor | None] | None, container: bool = False) -> _State:
         """One step: from the cache, or by making its layer (if any) and recording history."""
         hit = None if self._no_cache else self._cache_get(key)
+        if hit is None and not self._no_cache and self.cache_sources:
+            found = self._from_cache_sources(st, cc, created_by)
+            if found is not None:
+                cfg, layers = found
+                cfg_digest = self.store.blobs.put(cfg.to_json())
+                self._cache_put(key, cfg_digest, layers)
+                hit = (cfg, layers, cfg_digest)
         if hit is not None:
             cfg, layers, cfg_digest = hit
             self.say(" ---> Using cache")
@@ -348,6 +361,39 @@ class Builder:
         return _State(st.stage, cfg, layers, key, cfg_digest, st.args, st.cmd_set)
 
     _no_cache = False
+    cache_sources: list[Image] = []
+
+    def _from_cache_sources(self, st: _State, cc: ContainerConfig,
+                            created_by: str) -> tuple[ImageConfig, list[Descriptor]] | None:
+        """``--cache-from``: a step of an image whose history and layers continue this state's
+        (Docker's rule: the step's record from the image, the configuration computed here;
+        the image itself when the step is its last one and the configurations agree)."""
+        n, k = len(st.config.history), len(st.config.diff_ids)
+        mine = [(h.created_by, h.empty_layer) for h in st.config.history]
+        for img in self.cache_sources:
+            hist = img.config.history
+            if len(hist) <= n or [(h.created_by, h.empty_layer) for h in hist[:n]] != mine:
+                continue
+            if tuple(img.config.diff_ids[:k]) != tuple(st.config.diff_ids):
+                continue
+            nxt = hist[n]
+            if nxt.created_by != created_by:
+                continue
+            if n == len(hist) - 1:
+                if img.config.config.to_dict() != cc.to_dict():
+                    continue
+                return img.config, list(img.manifest.layers)
+            layers = list(st.layers)
+            diff_ids = list(st.config.diff_ids)
+            if not nxt.empty_layer:
+                if len(img.manifest.layers) <= k:
+                    continue
+                layers.append(img.manifest.layers[k])
+                diff_ids.append(img.config.diff_ids[k])
+            cfg = replace(st.config, config=cc, created=nxt.created, diff_ids=tuple(diff_ids),
+                          history=(*st.config.history, nxt))
+            return cfg, layers
+        return None
 
     def _meta_commit(self, st: _State, cc: ContainerConfig, comment: str) -> _State:
         created_by = self._created_by(st, comment, cc=cc)

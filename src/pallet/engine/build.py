@@ -202,6 +202,11 @@ def prune(config: Config, all_: bool = False) -> int:
     if not work.exists():
         return 0
     total = 0
+    candidates: set[str] = set()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        for entry in json.loads((work / "cache.json").read_text()).values():
+            candidates.add(str(entry["config"]))
+            candidates.update(str(d["digest"]) for d in entry["layers"])
     for name in ("cache.json", "hashes.json"):
         p = work / name
         if p.exists():
@@ -214,7 +219,7 @@ def prune(config: Config, all_: bool = False) -> int:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(dirpath, f)).st_size
         remove_tree(mounts)
-    # blobs only the cache held go with the next image GC
+    # the blobs only the cache held (images keep theirs); skipped while a build or pull runs
     with contextlib.suppress(Exception):
-        ImageService(config).gc(grace=0.0)
+        total += ImageService(config).gc(candidates=candidates)
     return total
