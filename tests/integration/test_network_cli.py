@@ -287,3 +287,14 @@ def test_kill9_of_monitor_and_container_releases_the_network(np: NetPallet, ne: 
     assert endpoints.load(ne.config(), cid) is None
     assert not (ne.root / "run" / "netns" / cid).exists()
     assert f"--dports {port}" not in sh("iptables", "-t", "nat", "-S").stdout
+
+
+def test_network_container_mode_shares_the_namespace(np: NetPallet) -> None:
+    cid = np.ok("run", "-d", "--name", "owner", "busybox:test", *HTTPD).strip()
+    ip = np.ok("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "owner").strip()
+    out = np.ok("run", "--rm", "--network", "container:owner", "busybox:test", "sh", "-c",
+                f"ip -o -4 addr show eth0; {http_via_nc('127.0.0.1')}")
+    assert f" {ip}/" in out and out.split()[-1] == cid[:12]
+    r = np("run", "--rm", "--network", "container:pnw-nobody", "busybox:test", "true")
+    assert r.rc == 125 and "No such container: pnw-nobody" in r.err, r
+    assert np.ok("ps", "-aq").split() == [cid[:12]]  # refused before anything was created

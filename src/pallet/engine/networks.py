@@ -563,6 +563,8 @@ def validate(config: Config, network_mode: str, publish: tuple[str, ...] = (), a
     """At ``create``: the network exists, the ``-p`` specs parse, ``--ip``/aliases fit the network."""
     kind, name = parse_network_mode(network_mode)
     ports.parse_all(publish)
+    if kind == "container":
+        _other_container(config, name)
     if kind != "network":
         if aliases or ip:
             raise InvalidArgument("network-scoped aliases and --ip need a user-defined network")
