@@ -94,7 +94,7 @@ def test_portmap_and_docker_ports() -> None:
     ]
     d = ports.docker_ports(b, ["80/tcp", "443/tcp"])
     assert d["443/tcp"] is None
-    assert d["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]
+    assert d["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}]
     assert d["53/udp"] == [{"HostIp": "127.0.0.1", "HostPort": "5353"}]
 
 

@@ -243,10 +243,7 @@ def docker_ports(bindings: Iterable[PortBinding], exposed: Iterable[str] = ()) -
         out.setdefault(f"{port}/{proto}", None)
     for b in bindings:
         cur = out.get(b.key) or []
-        if b.host_ip:
-            cur.append({"HostIp": b.host_ip, "HostPort": str(b.host_port)})
-        else:
-            cur.append({"HostIp": "0.0.0.0", "HostPort": str(b.host_port)})
-            cur.append({"HostIp": "::", "HostPort": str(b.host_port)})
+        # IPv4 only: no "::" entry, nothing is published on IPv6
+        cur.append({"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)})
         out[b.key] = cur
     return out
