@@ -221,10 +221,13 @@ def check_freeze_thaw(b: Backend) -> None:
     pid = b.spawn()
     try:
         m.add(pid)
+        assert not m.frozen()
         m.freeze()
+        assert m.frozen()
         if b.is_frozen:
             assert b.is_frozen(m, pid)
         m.thaw()
+        assert not m.frozen()
         if b.is_frozen:
             assert not b.is_frozen(m, pid)
     finally:

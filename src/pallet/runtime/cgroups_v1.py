@@ -142,6 +142,9 @@ class V1Manager:
     def thaw(self) -> None:
         self._freezer("THAWED")
 
+    def frozen(self) -> bool:
+        return (self._read("freezer", "freezer.state") or "").strip() in ("FROZEN", "FREEZING")
+
     def _freezer(self, state: str) -> None:
         if self._file("freezer", "freezer.state") is None:
             raise CgroupError("the freezer cgroup is not available")

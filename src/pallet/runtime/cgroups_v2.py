@@ -120,6 +120,9 @@ class V2Manager:
     def thaw(self) -> None:
         self._freeze(0)
 
+    def frozen(self) -> bool:
+        return (self._read("cgroup.freeze") or "0").strip() == "1"
+
     def _freeze(self, value: int) -> None:
         if not self._has("cgroup.freeze"):
             raise CgroupError("the cgroup freezer is not available (needs Linux 5.2)")
