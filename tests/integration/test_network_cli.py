@@ -139,6 +139,10 @@ def test_user_networks_names_aliases_and_isolation(np: NetPallet, ne: NetEnv) ->
     assert np("exec", "b1", "ping", "-c1", "-W1", "a1").rc != 0
     r = np("network", "rm", "neta")
     assert r.rc == 125 and "has active endpoints" in r.err
+    np.ok("stop", "-t", "0", "b1")
+    np.ok("network", "prune", "-f")  # netb has a stopped container: kept
+    assert sorted(np.ok("network", "ls", "--filter", "type=custom", "--format", "{{.Name}}").split()) == [
+        "neta", "netb"]
     assert np("network", "rm", "bridge").rc == 125
 
 

@@ -165,9 +165,10 @@ def prune(config: Config, force: bool, filters: tuple[str, ...]) -> int:
     ):
         return 0
     networks.reconcile(config)
+    used = networks.referenced(config)
     removed = []
     for n in _filtered(config, filters):
-        if n.builtin or n.user_conflist:
+        if n.builtin or n.user_conflist or n.name in used:
             continue
         try:
             networks.remove_network(config, n.name)

@@ -444,6 +444,19 @@ def network_users(config: Config, net: Network, check: bool = False) -> dict[str
     return out
 
 
+def referenced(config: Config) -> set[str]:
+    """Names of the networks some container (running or not) is on or was connected to."""
+    from pallet.engine.state import ContainerStore
+
+    out: set[str] = set()
+    for c in ContainerStore(config.root).all():
+        kind, name = parse_network_mode(c.spec.network_mode)
+        if kind == "network":
+            out.add(name)
+        out.update(n for n, v in endpoints.connections(config, c.id).items() if not v.get("disconnected"))
+    return out
+
+
 def network_inspect(config: Config, ref: str, check: bool = False) -> dict[str, Any]:
     net, _ = registry.lookup(config, ref)
     return inspect_doc(net, network_users(config, net, check))
