@@ -18,6 +18,7 @@ from typing import TextIO
 
 from pallet.build import dispatch
 from pallet.build.args import BuildArgs
+from pallet.build.cache import StepCache
 from pallet.build.context import Context
 from pallet.build.copy import HashCache, Plan, Source, TreeSource, plan, plan_digest, write_layer
 from pallet.build.lex import LexError, expand_word
@@ -88,10 +89,8 @@ class Builder:
         self.out = out
         self.resolve_image = resolve_image or store.images.get
         self.host_platform = host_platform
-        self.cache_path = work_dir / "cache.json"
+        self.cache = StepCache(work_dir, store.blobs)
         self.hashes = HashCache(work_dir / "hashes.json")
-        self._cache: dict[str, dict[str, object]] | None = None
-        self._new: dict[str, dict[str, object]] = {}
         self.step = 0
         self.total = 0
         self.tail: list[str] = []
@@ -104,59 +103,16 @@ class Builder:
 
     # -- cache -----------------------------------------------------------------------------
 
-    def _cache_index(self) -> dict[str, dict[str, object]]:
-        if self._cache is None:
-            try:
-                self._cache = json.loads(self.cache_path.read_text())
-            except (OSError, ValueError):
-                self._cache = {}
-        return self._cache
-
-    def _cache_get(self, key: str) -> tuple[ImageConfig, list[Descriptor], str] | None:
-        ent = self._cache_index().get(key)
-        if not ent:
-            return None
-        cfg_digest = str(ent["config"])
-        layers = [Descriptor.from_dict(d) for d in ent["layers"]]  # type: ignore[attr-defined]
-        if not self.store.blobs.has(cfg_digest) or not all(self.store.blobs.has(d.digest) for d in layers):
-            return None
-        cfg = ImageConfig.from_json(self.store.blobs.read(cfg_digest))
-        return cfg, layers, cfg_digest
-
-    def _cache_put(self, key: str, cfg_digest: str, layers: list[Descriptor]) -> None:
-        entry: dict[str, object] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
-        self._cache_index()[key] = entry
-        self._new[key] = entry
-
-    def _cache_save(self) -> None:
-        """Add this build's entries to the index (merged with what concurrent builds wrote)."""
-        if not self._new:
-            return
-        import fcntl
-
-        self.work.mkdir(parents=True, exist_ok=True)
-        with open(self.work / "cache.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                current = json.loads(self.cache_path.read_text())
-            except (OSError, ValueError):
-                current = {}
-            current.update(self._new)
-            tmp = self.cache_path.with_name(f".cache.json.{os.getpid()}")
-            tmp.write_text(json.dumps(current))
-            os.replace(tmp, self.cache_path)
-        self._new = {}
-
     # -- entry point -----------------------------------------------------------------------
 
     def build(self, ctx: Context, opts: BuildOptions) -> Image:
         df = parse(ctx.dockerfile_text, ctx.dockerfile_name)
         self.current_df = df
         self._no_cache = opts.no_cache
-        self.cache_sources = []
+        self.cache.sources = []
         for name in opts.cache_from:
             try:
-                self.cache_sources.append(self.store.images.get(name))
+                self.cache.sources.append(self.store.images.get(name))
             except ImageNotFound:
                 self.say(f"[Warning] cache source {name} is not in the image store; ignored")
         if opts.platform and opts.platform not in (self.host_platform, self.host_platform.split("/")[0]):
@@ -190,7 +146,7 @@ class Builder:
                 done.append(self._build_stage(df, s, done, args.for_stage(), ctx, opts))
         finally:
             self.hashes.save()
-            self._cache_save()
+            self.cache.save()
         final = done[-1]
         unused = args.unused()
         if unused:
@@ -326,13 +282,13 @@ class Builder:
     def _advance(self, st: _State, cc: ContainerConfig, created_by: str, key: str,
                  layer: Callable[[], Descriptor | None] | None, container: bool = False) -> _State:
         """One step: from the cache, or by making its layer (if any) and recording history."""
-        hit = None if self._no_cache else self._cache_get(key)
-        if hit is None and not self._no_cache and self.cache_sources:
-            found = self._from_cache_sources(st, cc, created_by)
+        hit = None if self._no_cache else self.cache.get(key)
+        if hit is None and not self._no_cache and self.cache.sources:
+            found = self.cache.from_sources(st.config, st.layers, cc, created_by)
             if found is not None:
                 cfg, layers = found
                 cfg_digest = self.store.blobs.put(cfg.to_json())
-                self._cache_put(key, cfg_digest, layers)
+                self.cache.put(key, cfg_digest, layers)
                 hit = (cfg, layers, cfg_digest)
         if hit is not None:
             cfg, layers, cfg_digest = hit
@@ -356,44 +312,11 @@ class Builder:
                           history=(*st.config.history, hist))
             data = cfg.to_json()
             cfg_digest = self.store.blobs.put(data)
-            self._cache_put(key, cfg_digest, layers)
+            self.cache.put(key, cfg_digest, layers)
         self.say(f" ---> {_short(cfg_digest)}")
         return _State(st.stage, cfg, layers, key, cfg_digest, st.args, st.cmd_set)
 
     _no_cache = False
-    cache_sources: list[Image] = []
-
-    def _from_cache_sources(self, st: _State, cc: ContainerConfig,
-                            created_by: str) -> tuple[ImageConfig, list[Descriptor]] | None:
-        """``--cache-from``: a step of an image whose history and layers continue this state's
-        (Docker's rule: the step's record from the image, the configuration computed here;
-        the image itself when the step is its last one and the configurations agree)."""
-        n, k = len(st.config.history), len(st.config.diff_ids)
-        mine = [(h.created_by, h.empty_layer) for h in st.config.history]
-        for img in self.cache_sources:
-            hist = img.config.history
-            if len(hist) <= n or [(h.created_by, h.empty_layer) for h in hist[:n]] != mine:
-                continue
-            if tuple(img.config.diff_ids[:k]) != tuple(st.config.diff_ids):
-                continue
-            nxt = hist[n]
-            if nxt.created_by != created_by:
-                continue
-            if n == len(hist) - 1:
-                if img.config.config.to_dict() != cc.to_dict():
-                    continue
-                return img.config, list(img.manifest.layers)
-            layers = list(st.layers)
-            diff_ids = list(st.config.diff_ids)
-            if not nxt.empty_layer:
-                if len(img.manifest.layers) <= k:
-                    continue
-                layers.append(img.manifest.layers[k])
-                diff_ids.append(img.config.diff_ids[k])
-            cfg = replace(st.config, config=cc, created=nxt.created, diff_ids=tuple(diff_ids),
-                          history=(*st.config.history, nxt))
-            return cfg, layers
-        return None
 
     def _meta_commit(self, st: _State, cc: ContainerConfig, comment: str) -> _State:
         created_by = self._created_by(st, comment, cc=cc)

@@ -1,0 +1,105 @@
+"""The builder's step cache: step key -> (config blob, layers), kept in the builder's state
+directory (merged under a lock, so concurrent builds keep each other's entries), and
+``--cache-from`` images matched with Docker's rule."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from pallet.oci.image import ContainerConfig, ImageConfig
+from pallet.oci.manifest import Descriptor
+from pallet.store import BlobStore, Image
+
+
+class StepCache:
+    def __init__(self, work_dir: Path, blobs: BlobStore) -> None:
+        self.work = work_dir
+        self.path = work_dir / "cache.json"
+        self.blobs = blobs
+        self.sources: list[Image] = []
+        self._index: dict[str, dict[str, object]] | None = None
+        self._new: dict[str, dict[str, object]] = {}
+
+    def _entries(self) -> dict[str, dict[str, object]]:
+        if self._index is None:
+            try:
+                self._index = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._index = {}
+        return self._index
+
+    def get(self, key: str) -> tuple[ImageConfig, list[Descriptor], str] | None:
+        """The cached result of a step, if its blobs are all still in the store."""
+        ent = self._entries().get(key)
+        if not ent:
+            return None
+        try:
+            cfg_digest = str(ent["config"])
+            layers = [Descriptor.from_dict(d) for d in ent["layers"]]  # type: ignore[attr-defined]
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not self.blobs.has(cfg_digest) or not all(self.blobs.has(d.digest) for d in layers):
+            return None
+        return ImageConfig.from_json(self.blobs.read(cfg_digest)), layers, cfg_digest
+
+    def put(self, key: str, cfg_digest: str, layers: list[Descriptor]) -> None:
+        entry: dict[str, object] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
+        self._entries()[key] = entry
+        self._new[key] = entry
+
+    def save(self) -> None:
+        """Add this build's entries to the index (merged with what concurrent builds wrote)."""
+        if not self._new:
+            return
+        import fcntl
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        with open(self.work / "cache.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                current = {}
+            current.update(self._new)
+            tmp = self.path.with_name(f".cache.json.{os.getpid()}")
+            tmp.write_text(json.dumps(current))
+            os.replace(tmp, self.path)
+        self._new = {}
+
+    def from_sources(self, state: ImageConfig, state_layers: list[Descriptor], cc: ContainerConfig,
+                     created_by: str) -> tuple[ImageConfig, list[Descriptor]] | None:
+        """``--cache-from``: a step of an image whose history and layers continue ``state``.
+
+        Docker's rule: the step takes the image's history record and layer with the
+        configuration computed here; the image's last step gives the image itself when
+        the configurations agree (so a rebuild from the same sources keeps its ID).
+        """
+        n, k = len(state.history), len(state.diff_ids)
+        mine = [(h.created_by, h.empty_layer) for h in state.history]
+        for img in self.sources:
+            hist = img.config.history
+            if len(hist) <= n or [(h.created_by, h.empty_layer) for h in hist[:n]] != mine:
+                continue
+            if tuple(img.config.diff_ids[:k]) != tuple(state.diff_ids):
+                continue
+            nxt = hist[n]
+            if nxt.created_by != created_by:
+                continue
+            if n == len(hist) - 1:
+                if img.config.config.to_dict() != cc.to_dict():
+                    continue
+                return img.config, list(img.manifest.layers)
+            diff_ids = list(state.diff_ids)
+            layers = list(state_layers)
+            if not nxt.empty_layer:
+                if len(img.manifest.layers) <= k:
+                    continue
+                layers.append(img.manifest.layers[k])
+                diff_ids.append(img.config.diff_ids[k])
+            cfg = replace(state, config=cc, created=nxt.created, diff_ids=tuple(diff_ids),
+                          history=(*state.history, nxt))
+            return cfg, layers
+        return None
