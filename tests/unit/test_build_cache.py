@@ -1,0 +1,63 @@
+"""The step cache index and the --cache-from rule, with a blob store in a temp dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pallet.build.cache import StepCache
+from pallet.oci import mediatypes as mt
+from pallet.oci.image import ContainerConfig, History, ImageConfig
+from pallet.oci.manifest import Descriptor, Manifest
+from pallet.store import BlobStore, Image
+
+
+def _image(cfg: ImageConfig, layers: list[Descriptor]) -> Image:
+    m = Manifest(media_type=mt.OCI_MANIFEST, config=Descriptor(mt.OCI_CONFIG, "sha256:" + "1" * 64, 1),
+                 layers=tuple(layers))
+    return Image(id="sha256:" + "2" * 64, manifest_digest="", manifest=m, config=cfg)
+
+
+def test_entries_survive_and_merge(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "store")
+    cfg = ImageConfig(config=ContainerConfig(env=("A=1",)))
+    digest = blobs.put(cfg.to_json())
+    layer = Descriptor(mt.OCI_LAYER, blobs.put(b"layer"), 5)
+    a = StepCache(tmp_path / "b", blobs)
+    b = StepCache(tmp_path / "b", blobs)
+    a.put("k1", digest, [layer])
+    b.put("k2", digest, [])
+    a.save()
+    b.save()  # a concurrent build: both entries are kept
+    c = StepCache(tmp_path / "b", blobs)
+    hit = c.get("k1")
+    assert hit is not None and hit[0].config.env == ("A=1",) and hit[1] == [layer]
+    assert c.get("k2") is not None
+    blobs.delete(layer.digest)
+    assert c.get("k1") is None  # a step whose layer is gone is a miss
+    assert c.get("nope") is None
+
+
+def test_cache_from_rule(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "store")
+    base_hist = (History(created_by="base"),)
+    l0 = Descriptor(mt.OCI_LAYER, "sha256:" + "a" * 64, 1)
+    l1 = Descriptor(mt.OCI_LAYER, "sha256:" + "b" * 64, 1)
+    final_cc = ContainerConfig(cmd=("run",))
+    src = ImageConfig(config=final_cc, diff_ids=(l0.digest, l1.digest), history=(
+        *base_hist, History(created_by="RUN make"), History(created_by="CMD run", empty_layer=True)))
+    cache = StepCache(tmp_path / "b", blobs)
+    cache.sources = [_image(src, [l0, l1])]
+    state = ImageConfig(diff_ids=(l0.digest,), history=base_hist)
+    mid = ContainerConfig(env=("X=1",))
+    got = cache.from_sources(state, [l0], mid, "RUN make")
+    assert got is not None
+    cfg, layers = got
+    assert layers == [l0, l1] and cfg.config == mid and cfg.history[-1].created_by == "RUN make"
+    assert cache.from_sources(state, [l0], mid, "RUN other") is None
+    # the last step gives the image itself when the configurations agree
+    last = cache.from_sources(cfg, layers, final_cc, "CMD run")
+    assert last is not None and last[0] == src
+    assert cache.from_sources(cfg, layers, ContainerConfig(cmd=("x",)), "CMD run") is None
+    # a different base does not match
+    other = ImageConfig(diff_ids=(l1.digest,), history=base_hist)
+    assert cache.from_sources(other, [l1], mid, "RUN make") is None
