@@ -78,12 +78,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pallet-bench-build-", dir="/var/tmp"))
     root = tmp / "pallet-root"
     root.mkdir()
-    tar = make_busybox_tar(tmp / "busybox.tar")
     pallet = [*PALLET, "--root", str(root)]
-    run([*pallet, "import", str(tar), BASE])
-    ctxs = {k: v for k, v in contexts(tmp / "ctx").items() if args.only in k}
     results: dict[str, dict[str, float]] = {}
     try:
+        tar = make_busybox_tar(tmp / "busybox.tar")
+        run([*pallet, "import", str(tar), BASE])
+        ctxs = {k: v for k, v in contexts(tmp / "ctx").items() if args.only in k}
         docker_ctx = private_dockerd(tmp) if available() else None
         with docker_ctx if docker_ctx is not None else _nothing() as d:
             denv = d.env() if d is not None else None
