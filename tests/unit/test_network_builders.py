@@ -67,6 +67,11 @@ def test_allocate_refuses_a_port_a_host_process_listens_on() -> None:
             ports.allocate([PortBinding(80, "tcp", "", port)])
 
 
+def test_publishing_on_an_address_the_host_lacks_is_refused() -> None:
+    with pytest.raises(Conflict, match=r"listen tcp4 192.0.2.254:8080: bind: cannot assign requested address"):
+        ports.allocate([PortBinding(80, "tcp", "192.0.2.254", 8080)])
+
+
 def test_allocate_picks_free_ports_and_ranges() -> None:
     got = ports.allocate([PortBinding(80, "tcp", "", 0), PortBinding(81, "tcp", "", 0)])
     assert len({b.host_port for b in got}) == 2 and all(b.host_port > 1024 for b in got)

@@ -148,9 +148,10 @@ def port_free(host_ip: str, port: int, proto: str) -> bool:
             except OSError as e:
                 if e.errno == 98:  # EADDRINUSE
                     return False
-                if e.errno == 99 and fam == socket.AF_INET6:  # no IPv6 on this host
+                if e.errno == 99 and fam == socket.AF_INET6 and not host_ip:  # no IPv6 on this host
                     continue
-                raise
+                raise Conflict(f"Error starting userland proxy: listen {proto}{'6' if ':' in addr else '4'} "
+                               f"{addr}:{port}: bind: {(e.strerror or str(e)).lower()}") from None
     return True
 
 
