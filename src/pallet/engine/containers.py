@@ -179,26 +179,31 @@ class ContainerService:
             if report is not None and int(report.get("seq", 0)) > st.seq:
                 st = _merge(st, report)
             if st.running and st.status != "restarting" and not pid_alive(st.pid, st.pid_start):
-                monitor_alive = st.monitor_pid and pid_alive(st.monitor_pid, 0) and st.monitor_pid != os.getpid()
-                if monitor_alive:
-                    # the monitor has not written its report yet: give it a moment
+                if self._monitor_alive(st):
+                    # the monitor owns the exit status: give it a moment to report, never guess
                     for _ in range(50):
                         time.sleep(0.02)
                         report = read_monitor_report(c)
                         if report is not None and int(report.get("seq", 0)) > st.seq:
                             st = _merge(st, report)
                             break
-                if st.running and not pid_alive(st.pid, st.pid_start):
+                else:
                     st = replace(st, status="exited", exit_code=EXIT_UNKNOWN if not st.exit_code else st.exit_code,
                                  finished_at=st.finished_at or now_ns(), pid=0)
-            if st.status == "restarting" and not pid_alive(st.monitor_pid, 0):
+            if st.status == "restarting" and not self._monitor_alive(st):
                 st = replace(st, status="exited", pid=0, finished_at=st.finished_at or now_ns())
             if st != c.state:
                 c = self.store.save_state(c, st)
-        if not c.state.running and c.state.mounted and not (c.state.monitor_pid and pid_alive(c.state.monitor_pid, 0)):
+        if not c.state.running and c.state.mounted and not self._monitor_alive(c.state):
             self.cleanup(c)
             c = self.store.load(c.id)
         return c
+
+    @staticmethod
+    def _monitor_alive(st: ContainerState) -> bool:
+        """The container's monitor (or foreground CLI) is still there, and is not us."""
+        mon = st.monitor_pid
+        return bool(mon) and mon != os.getpid() and pid_alive(mon, st.monitor_start)
 
     def reconcile_all(self) -> None:
         self.store.sweep()
@@ -399,6 +404,7 @@ class ContainerService:
             oom = oom_killed(c)  # State.OOMKilled: read before the runtime removes the cgroup
         with contextlib.suppress(Exception):
             self._runtime(c).delete(c.id, force=True)
+        self._remove_stale_cgroup(c)
         self._network_teardown(c)
         from pallet.engine.rootfs import unmount_rootfs
 
@@ -412,6 +418,18 @@ class ContainerService:
                 self.store.save_state(
                     cur, replace(cur.state, mounted=False, oom_killed=cur.state.oom_killed or oom)
                 )
+
+    @staticmethod
+    def _remove_stale_cgroup(c: Container) -> None:
+        """A cgroup the runtime left behind (a create that failed halfway): remove it if empty."""
+        if not any(os.path.isdir(f"/sys/fs/cgroup/{h}pallet/{c.id}") for h in ("pids/", "memory/", "unified/", "")):
+            return
+        with contextlib.suppress(Exception):
+            from pallet.engine.limits import cgroup_of
+
+            m = cgroup_of(c)
+            if m.exists() and not m.pids():
+                m.destroy()
 
     def _network_teardown(self, c: Container) -> None:
         if c.spec.network_mode in ("none", "host", ""):

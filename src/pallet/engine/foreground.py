@@ -138,7 +138,7 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
         cur = svc.store.load(c.id)
         c = svc.store.save_state(cur, replace(
             cur.state, status="running", pid=pid, pid_start=_pid_start(pid), started_at=started,
-            finished_at=0, exit_code=0, error="", monitor_pid=os.getpid(), stopped_by_user=False,
+            finished_at=0, exit_code=0, error="", monitor_pid=os.getpid(), monitor_start=_pid_start(os.getpid()), stopped_by_user=False,
             oom_killed=False,
         ))
     wake_r, wake_w = os.pipe()

@@ -233,7 +233,7 @@ def await_monitor(svc: ContainerService, c: Container, timeout: float = 15.0) ->
     if not mon or mon == os.getpid() or c.state.running:
         return c
     deadline = time.monotonic() + timeout
-    while pid_alive(mon, 0) and time.monotonic() < deadline:
+    while pid_alive(mon, c.state.monitor_start) and time.monotonic() < deadline:
         time.sleep(0.01)
     return svc.refresh(svc.store.load(c.id))
 
@@ -304,6 +304,8 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
         if code == 126:
             raise CommandCannotRun(err)
         raise RuntimeFailure(err)
+    from pallet.engine.containers import _pid_start
+
     with svc.store.locked(c.id):
         cur = svc.store.load(c.id)
         st = cur.state
@@ -311,11 +313,12 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
             st = replace(
                 st, status="running", pid=int(report["pid"]), pid_start=int(report.get("pid_start", 0)),
                 started_at=int(report.get("started_at", now_ns())), finished_at=0, exit_code=0, error="",
-                monitor_pid=mpid, stopped_by_user=False, seq=int(report.get("seq", 0)), mounted=True,
+                monitor_pid=mpid, monitor_start=_pid_start(mpid), stopped_by_user=False,
+                seq=int(report.get("seq", 0)), mounted=True,
                 oom_killed=False,
             )
         else:
-            st = replace(st, monitor_pid=mpid, stopped_by_user=False)
+            st = replace(st, monitor_pid=mpid, monitor_start=_pid_start(mpid), stopped_by_user=False)
         c = svc.store.save_state(cur, st)
     return svc.refresh(c)
 

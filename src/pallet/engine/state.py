@@ -180,6 +180,7 @@ class ContainerState:
     finished_at: int = 0  # ns
     restart_count: int = 0
     monitor_pid: int = 0
+    monitor_start: int = 0  # the monitor's start time, against pid reuse after a reboot
     stopped_by_user: bool = False
     mounted: bool = False  # the rootfs overlay is mounted
     seq: int = 0  # last monitor report merged
