@@ -82,16 +82,24 @@ def mmdebstrap_argv(opts: BootstrapOptions, suite: str) -> list[str]:
     if opts.components:
         argv.append("--components=" + ",".join(opts.components))
     argv.append(f"--customize-hook={CLEANUP_HOOK}")
+    if _has_python(opts):
+        # like the official python images: pip installs into the image's Python without
+        # Debian's externally-managed marker (PEP 668) getting in the way of `RUN pip install`
+        argv.append('--customize-hook=rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED')
     argv += [suite, "-"]
     if opts.mirror:
         argv.append(opts.mirror)
     return argv
 
 
+def _has_python(opts: BootstrapOptions) -> bool:
+    return any(p.startswith("python3") for p in opts.include)
+
+
 def image_config(opts: BootstrapOptions, suite: str) -> ContainerConfig:
     if opts.cmd:
         cmd = opts.cmd
-    elif "python3" in opts.include or any(p.startswith("python3") for p in opts.include):
+    elif _has_python(opts):
         cmd = ("python3",)
     else:
         cmd = ("bash",)
