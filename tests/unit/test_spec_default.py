@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,7 +68,10 @@ def test_process_fields() -> None:
     assert p["user"] == {"uid": 1000, "gid": 100, "additionalGids": [10, 20]}
     assert p["cwd"] == "/w" and p["terminal"] is True
     assert p["noNewPrivileges"] is True and p["oomScoreAdj"] == 500
-    assert p["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    n = 1048576 if hard == resource.RLIM_INFINITY else min(hard, 1048576)
+    assert p["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": n, "soft": n}]
+    assert spec(nofile=4096)["process"]["rlimits"][0]["soft"] == 4096
     assert p["args"] == ["sh"] and p["env"] == ["PATH=/bin"]
 
 

@@ -24,6 +24,14 @@ DEFAULT_NAMESPACES = ("pid", "ipc", "uts", "mount", "network", "cgroup")
 NOFILE = 1048576
 
 
+def default_nofile() -> int:
+    """Docker's RLIMIT_NOFILE (1048576), capped at what this process may grant."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return NOFILE if hard == resource.RLIM_INFINITY or hard >= NOFILE else int(hard)
+
+
 def default_mounts() -> list[dict[str, Any]]:
     """Docker's mounts for every container (before the user's volumes)."""
     return [
@@ -46,7 +54,7 @@ def default_spec(args: list[str], *, env: list[str], cwd: str = "/", uid: int = 
                  terminal: bool = False, readonly_rootfs: bool = False, rootfs: str = "rootfs",
                  namespaces: tuple[str, ...] | list[str] = DEFAULT_NAMESPACES,
                  netns_path: str | None = None, no_new_privileges: bool = False,
-                 oom_score_adj: int = 0, nofile: int = NOFILE) -> dict[str, Any]:
+                 oom_score_adj: int = 0, nofile: int | None = None) -> dict[str, Any]:
     """The config.json of a container running ``args``, with Docker's defaults.
 
     ``netns_path`` joins an existing network namespace (``network`` is then kept in the
@@ -54,7 +62,12 @@ def default_spec(args: list[str], *, env: list[str], cwd: str = "/", uid: int = 
     follow Docker: bounding, effective and permitted hold the default set, inheritable and
     ambient are empty, so a non-root user's permitted and effective sets are emptied by the
     kernel when it execs the process (its bounding set still holds the default).
+
+    RLIMIT_NOFILE is ``nofile``, by default Docker's 1048576, or the caller's own hard
+    limit when that is lower (raising it needs CAP_SYS_RESOURCE, which a host may withhold).
     """
+    if nofile is None:
+        nofile = default_nofile()
     ns: list[dict[str, str]] = []
     for t in namespaces:
         if t == "network" and netns_path:
