@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   # runtime and images
   busybox-static mmdebstrap zstd e2fsprogs erofs-utils uidmap iproute2 procps psmisc
-  libseccomp2 util-linux tini
+  libseccomp2 util-linux tini curl
   # networking (CNI plugins, firewall)
   containernetworking-plugins iptables
   # VM isolation
