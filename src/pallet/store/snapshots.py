@@ -24,7 +24,15 @@ from pallet.linux import syscalls
 from pallet.oci.digest import chain_ids, encoded
 from pallet.store.blobs import BlobStore
 from pallet.store.images import Image
-from pallet.store.layers import unpack
+
+
+def unpack(*args: Any, **kwargs: Any) -> int:
+    """:func:`pallet.store.layers.unpack`, imported on first use (tar and the decompressors
+    are not needed to mount what is already unpacked)."""
+    from pallet.store.layers import unpack as _unpack
+
+    return _unpack(*args, **kwargs)
+
 
 # The kernel takes mount options up to one page.
 _MAX_OPTIONS = 4000
