@@ -283,3 +283,15 @@ def test_delete_leaves_no_process_cgroup_or_state(h: Harness) -> None:
     assert not os.path.exists(f"/proc/{pid}")
     assert not os.path.exists(f"/sys/fs/cgroup/memory{cg}")
     assert not (h.base / "state" / cid).exists()
+
+
+def test_own_cgroup_namespace_rooted_at_the_containers_cgroup(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "cat /proc/self/cgroup; readlink /proc/self/ns/cgroup"])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[-1] != os.readlink("/proc/self/ns/cgroup")
+    paths = [ln.split(":", 2)[2] for ln in lines[:-1]]
+    # every hierarchy the container was placed in is its namespace's root
+    assert paths and all(p == "/" for p in paths), out
+    host = Path(f"/sys/fs/cgroup/memory{h.cgroups[-1]}")
+    assert not host.exists()  # and it was removed with the container

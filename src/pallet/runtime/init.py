@@ -17,9 +17,9 @@ the exec happened; an error line means it did not.
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum and functools on this path
 import marshal
 import os
-import signal
 import sys
 
 from pallet.linux import syscalls as sc
@@ -146,8 +146,8 @@ def _exec(process: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None)
         os.chdir(cwd)
     except OSError as e:
         _fail(sync, f"chdir to cwd ({cwd!r}) set in config.json failed: {os.strerror(e.errno or 0)}", 126)
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(s, signal.SIG_DFL)
+    for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(s, _signal.SIG_DFL)
     _close_on_exec(3 + int(process.get("preserveFds") or 0))
     envd: dict[str, str] = {}
     for item in env:
@@ -160,6 +160,27 @@ def _exec(process: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None)
         _fail(sync, f'exec: "{args[0]}": {os.strerror(e.errno or 0).lower()}', code)
 
 
+def _cgroup_waiter(req: dict[str, Any], sync: int) -> Any:
+    """A function that waits (once) until the caller has moved this process into the
+    container's cgroup, then unshares the cgroup namespace if the spec asks for a new one."""
+    join_fd = int(req.get("join_fd", -1))
+    done = [join_fd < 0]
+    unshare_cgroup = bool(req.get("late_cgroupns"))
+
+    def wait() -> None:
+        if done[0]:
+            return
+        done[0] = True
+        got = os.read(join_fd, 1)
+        os.close(join_fd)
+        if not got:
+            _fail(sync, "container init: the runtime did not place the container in its cgroup", 1)
+        if unshare_cgroup:
+            sc.unshare(sc.CLONE_NEWCGROUP)
+
+    return wait
+
+
 def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None,
                fifo_fd: int) -> None:
     """pid 1 of the new container: root filesystem, identity, wait for start, exec."""
@@ -169,6 +190,7 @@ def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None
     process = spec.get("process") or {}
     kinds = {n.get("type") for n in (spec.get("linux") or {}).get("namespaces") or []}
     os.setsid()
+    joined = _cgroup_waiter(req, sync)
     if process.get("terminal"):
         # after pivot_root nothing more can be imported: load what the terminal needs now
         import fcntl  # noqa: F401
@@ -178,7 +200,8 @@ def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None
     if "mount" in kinds:
         from pallet.runtime.rootfs import setup_rootfs
 
-        setup_rootfs(spec, req["bundle"])
+        setup_rootfs(spec, req["bundle"], joined)
+    joined()
     if "uts" in kinds and spec.get("hostname"):
         sc.sethostname(spec["hostname"])
     if process.get("terminal"):
@@ -229,6 +252,10 @@ def main() -> None:
         fifo_fd = -1
         if mode == "create" and req.get("fifo"):
             fifo_fd = os.open(req["fifo"], os.O_PATH | os.O_CLOEXEC)
+        if mode == "create" and "join_fd" in req and flags & sc.CLONE_NEWCGROUP:
+            # the cgroup namespace is made by pid 1 once it is in the container's cgroup
+            flags &= ~sc.CLONE_NEWCGROUP
+            req["late_cgroupns"] = True
         if flags:
             sc.unshare(flags)
     except Exception as e:  # noqa: BLE001 - reported to the caller as one line

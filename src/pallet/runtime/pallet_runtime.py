@@ -84,12 +84,18 @@ class PalletRuntime:
         os.replace(tmp, d / "state.json")
 
     def _spawn(self, req: dict[str, Any], stdin: int | None, stdout: int | None,
-               stderr: int | None) -> tuple[int, int]:
-        """Start the init with ``req``; (init pid, read end of the sync pipe)."""
+               stderr: int | None, join_r: int = -1) -> tuple[int, int]:
+        """Start the init with ``req``; (init pid, read end of the sync pipe).
+
+        ``join_r`` (create): the read end of a pipe on which the container's pid 1 waits
+        until the caller has moved it into its cgroup (see ``_create``)."""
         req_r, req_w = os.pipe()
         sync_r, sync_w = os.pipe()
         os.set_inheritable(req_r, True)
         os.set_inheritable(sync_w, True)
+        if join_r >= 0:
+            os.set_inheritable(join_r, True)
+            req["join_fd"] = join_r
         actions = []
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
             if fd is not None and fd != target:
@@ -102,9 +108,9 @@ class PalletRuntime:
         finally:
             os.close(req_r)
             os.close(sync_w)
-        # Join the init to the container's cgroup here, while it is still starting Python:
-        # a migration on cgroup v1 waits for RCU grace periods (~15 ms a hierarchy here).
-        # The init reads the request only after this, so it forks nothing before.
+        # exec: join the init to the container's cgroup here, while it is still starting
+        # Python (a migration on cgroup v1 waits for an RCU grace period).  The init reads
+        # the request only after this, so it forks nothing before.
         try:
             _join(pid, req.pop("cgroup_procs", None) or [])
         except OSError as e:
@@ -181,20 +187,41 @@ class PalletRuntime:
             "bundle": str(bundle),
             "spec": spec,
             "fifo": str(fifo),
-            "cgroup_procs": _make_cgroup(cgroup, linux.get("resources")),
             "console_socket": console_socket,
             "seccomp": self._seccomp(linux.get("seccomp")),
         }
+        procs = _make_cgroup(cgroup, linux.get("resources"))
         self._save(id, {"id": id, "bundle": str(bundle), "pid": 0, "created": _now(),
                         "cgroup": cgroup, "annotations": spec.get("annotations") or {},
                         "namespaces": linux.get("namespaces") or []})
-        init_pid, sync = self._spawn(req, stdin, stdout, stderr)
+        # The container's pid 1 is moved into its cgroup while it sets up its root
+        # filesystem: a migration on cgroup v1 waits for an RCU grace period (15-25 ms
+        # here), the mounts take as long.  pid 1 forks nothing before exec, and waits for
+        # the move before it unshares its cgroup namespace and mounts /sys/fs/cgroup.
+        join_r, join_w = os.pipe()
+        try:
+            init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r)
+        finally:
+            os.close(join_r)
         try:
             first = self._read_msg(sync)
             os.waitpid(init_pid, 0)
             if first is None or "pid" not in first:
                 _raise_for(first or {"error": "init exited without a word"}, "create container")
             pid = int(first["pid"])  # type: ignore[index]
+            try:
+                _join(pid, procs)
+            except OSError as e:
+                os.close(join_w)
+                join_w = -1
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _reap_quietly(pid)
+                raise RuntimeFailure(f"OCI runtime create failed: joining the cgroup: {e}") from None
+            with contextlib.suppress(BrokenPipeError):  # pid 1 died: its error line follows
+                os.write(join_w, b"j")
+            os.close(join_w)
+            join_w = -1
             ready = self._read_msg(sync)
             if ready is None or not ready.get("ready"):
                 _reap_quietly(pid)
@@ -202,6 +229,9 @@ class PalletRuntime:
         except BaseException:
             os.close(sync)
             raise
+        finally:
+            if join_w >= 0:
+                os.close(join_w)
         st = self._load(id)
         st.update(pid=pid, start_time=_start_time(pid))
         self._save(id, st)

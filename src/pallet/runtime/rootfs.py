@@ -296,8 +296,11 @@ def write_sysctls(sysctls: dict[str, str]) -> None:
             f.write(str(value))
 
 
-def setup_rootfs(spec: dict[str, Any], bundle: str) -> None:
-    """Everything from a private / to pivot_root and the masks (in the container's mount ns)."""
+def setup_rootfs(spec: dict[str, Any], bundle: str, before_cgroup: Any = None) -> None:
+    """Everything from a private / to pivot_root and the masks (in the container's mount ns).
+
+    ``before_cgroup`` is called before the first cgroup mount (the process must be in its
+    cgroup and cgroup namespace by then), and in any case before pivot_root."""
     root = spec.get("root") or {}
     rootfs = root.get("path") or "rootfs"
     if not rootfs.startswith("/"):
@@ -310,11 +313,15 @@ def setup_rootfs(spec: dict[str, Any], bundle: str) -> None:
     hierarchies = host_cgroup_mounts()
     dev_mounted = False
     for m in spec.get("mounts") or []:
+        if before_cgroup is not None and m.get("type") == "cgroup":
+            before_cgroup()
         mount_one(rootfs, m, hierarchies)
         if m.get("destination") == "/dev":
             dev_mounted = True
     if dev_mounted:
         setup_devices(rootfs, list(linux.get("devices") or []))
+    if before_cgroup is not None:
+        before_cgroup()
     pivot(rootfs)
     if linux.get("sysctl"):
         write_sysctls(dict(linux["sysctl"]))
