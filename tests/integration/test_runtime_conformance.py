@@ -49,7 +49,7 @@ class Harness:
         set_child_subreaper()
 
     def bundle(self, args: list[str], **kw: Any) -> tuple[Path, dict[str, Any]]:
-        b = self.base / f"bundle-{len(self.ids)}"
+        b = self.base / f"bundle-{uuid.uuid4().hex[:8]}"
         shutil.copytree(self.template, b / "rootfs", symlinks=True)
         mutate = kw.pop("mutate", None)
         spec = default_spec(args, env=kw.pop("env", ["PATH=/bin:/usr/bin"]), **kw)
@@ -295,3 +295,14 @@ def test_own_cgroup_namespace_rooted_at_the_containers_cgroup(h: Harness) -> Non
     assert paths and all(p == "/" for p in paths), out
     host = Path(f"/sys/fs/cgroup/memory{h.cgroups[-1]}")
     assert not host.exists()  # and it was removed with the container
+
+
+def test_run_convenience_reports_dockers_status(h: Harness) -> None:
+    from pallet.runtime.base import run
+
+    b, _ = h.bundle(["sh", "-c", "kill -KILL $$; echo pid 1 ignores its own SIGKILL; exit 9"])
+    assert run(h.rt, f"rt-{uuid.uuid4().hex[:12]}", b) == 9
+    b, _ = h.bundle(["sh", "-c", "exit 42"])
+    cid = f"rt-{uuid.uuid4().hex[:12]}"
+    assert run(h.rt, cid, b) == 42
+    assert not (h.base / "state" / cid).exists()

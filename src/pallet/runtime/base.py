@@ -83,3 +83,31 @@ class Runtime(Protocol):
         console_socket: str | None = None,
         detach: bool = False,
     ) -> int: ...
+
+
+def run(runtime: Runtime, id: str, bundle: str | Path, *, stdin: int | None = None,
+        stdout: int | None = None, stderr: int | None = None) -> int:
+    """create, start, wait and delete: the container's exit status as Docker reports it
+    (its own code, or 128 + the signal that ended it).
+
+    Makes the calling process a child subreaper (see the module's docstring) so that it
+    can wait for the container's process; errors of create and start are raised as
+    :class:`pallet.errors.PalletError` (127 not found, 126 cannot execute)."""
+    import os
+
+    from pallet.linux.syscalls import set_child_subreaper
+
+    set_child_subreaper()
+    pid = runtime.create(id, bundle, stdin=stdin, stdout=stdout, stderr=stderr)
+    try:
+        runtime.start(id)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        runtime.delete(id, force=True)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
