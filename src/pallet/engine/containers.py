@@ -264,6 +264,8 @@ class ContainerService:
 
     def _named_volumes(self, c: Container) -> Container:
         """Create the named volumes a container mounts, and name its anonymous ones."""
+        if not any(m.type == "volume" for m in c.spec.mounts):
+            return c
         from pallet.engine.volumes import VolumeService
 
         vs = VolumeService(self.config)
