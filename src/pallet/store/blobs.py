@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -119,6 +118,8 @@ class BlobStore:
             validate(expected_digest)
         self._ensure_dirs()
         self.gc_ingest()
+        import tempfile  # only writers need it (reading an image does not)
+
         while True:
             fd, name = tempfile.mkstemp(dir=self.ingest_dir, prefix="ingest-")
             fcntl.flock(fd, fcntl.LOCK_EX)
