@@ -79,7 +79,7 @@ def _follow(svc: ContainerService, c: Container, since: int | None, proxy_signal
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             old[s] = signal.signal(s, forward)
     try:
-        for rec in read_logs(c.log_path, since=max(0, started - 1_000_000), follow=True, alive=alive, poll=0.05):
+        for rec in read_logs(c.log_path, since=max(0, started - 50_000_000), follow=True, alive=alive, poll=0.05):
             fd = 2 if rec.stream == "stderr" else 1
             try:
                 os.write(fd, rec.data)

@@ -62,7 +62,7 @@ def run_exec(svc: ContainerService, c: Container, opts: ExecOptions) -> int:
         _write_all,
         exit_code,
     )
-    from pallet.engine.lifecycle import check_command, console_socket, receive_master
+    from pallet.engine.lifecycle import check_command, close_console, console_socket, receive_master
     from pallet.engine.spec_builder import HostMount
     from pallet.linux.syscalls import set_child_subreaper
 
@@ -82,8 +82,12 @@ def run_exec(svc: ContainerService, c: Container, opts: ExecOptions) -> int:
     try:
         if opts.tty and not opts.detach:
             sock, path = console_socket(c.dir)
-            pid = rt.exec(c.id, proc, stdin=devnull, stdout=devnull, stderr=devnull, console_socket=path,
-                          detach=True)
+            try:
+                pid = rt.exec(c.id, proc, stdin=devnull, stdout=devnull, stderr=devnull,
+                              console_socket=path, detach=True)
+            except BaseException:
+                close_console(sock, path)
+                raise
             master: int | None = receive_master(sock, path)
         else:
             master = None

@@ -94,7 +94,7 @@ def _raw_terminal(fd: int) -> Any:
 def run_foreground(svc: ContainerService, c: Container) -> int:
     """Run ``c`` attached to this process; its exit code."""
     from pallet.engine.containers import _pid_start
-    from pallet.engine.lifecycle import console_socket, prepare, receive_master
+    from pallet.engine.lifecycle import close_console, console_socket, prepare, receive_master
     from pallet.engine.runtimes import open_runtime
     from pallet.linux.syscalls import set_child_subreaper
 
@@ -112,8 +112,12 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
     try:
         if c.spec.tty:
             sock, path = console_socket(c.dir)
-            pid = rt.create(c.id, str(bundle), stdin=devnull, stdout=devnull, stderr=devnull,
-                            console_socket=path)
+            try:
+                pid = rt.create(c.id, str(bundle), stdin=devnull, stdout=devnull, stderr=devnull,
+                                console_socket=path)
+            except BaseException:
+                close_console(sock, path)
+                raise
             master = receive_master(sock, path)
         elif keep_log:
             out_r, out_w = os.pipe()

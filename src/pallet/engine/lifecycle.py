@@ -360,11 +360,21 @@ def console_socket(dirpath: Path) -> tuple[socket.socket, str]:
     return s, path
 
 
+def close_console(s: socket.socket, path: str) -> None:
+    """Drop a console socket that will not be used (the runtime failed before sending)."""
+    s.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))
+
+
 def receive_master(s: socket.socket, path: str, timeout: float = 10) -> int:
     s.settimeout(timeout)
     try:
         conn, _ = s.accept()
     except TimeoutError:
+        close_console(s, path)
         raise RuntimeFailure("the runtime did not send the container's terminal") from None
     with conn:
         _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)

@@ -44,6 +44,7 @@ class Monitor:
         self.rt: Any = None
         self.stdin_closed = False
         self.asock: Any = None
+        self.start_ns = 0
 
     # -- reports --------------------------------------------------------------------
 
@@ -75,12 +76,17 @@ class Monitor:
         tty = bool(self.spec.get("tty"))
         try:
             if tty:
-                from pallet.engine.lifecycle import console_socket, receive_master
+                from pallet.engine.lifecycle import close_console, console_socket, receive_master
 
                 sock, path = console_socket(self.dir)
-                pid = rt.create(self.cid, str(self.dir / "bundle"), stdin=devnull, stdout=devnull,
-                                stderr=devnull, console_socket=path)
+                try:
+                    pid = rt.create(self.cid, str(self.dir / "bundle"), stdin=devnull, stdout=devnull,
+                                    stderr=devnull, console_socket=path)
+                except BaseException:
+                    close_console(sock, path)
+                    raise
                 master = receive_master(sock, path)
+                self.start_ns = time.time_ns()
                 rt.start(self.cid)
                 return pid, master, None, None
             out_r, out_w = os.pipe()
@@ -99,6 +105,7 @@ class Monitor:
                 os.close(err_w)
                 if stdin != devnull:
                     os.close(stdin)
+            self.start_ns = time.time_ns()
             rt.start(self.cid)
             return pid, out_r, err_r, stdin_w
         finally:
@@ -245,7 +252,7 @@ class Monitor:
                 break
             self.pid = pid
             self.pid_start = _pid_start(pid)
-            self.started_at = time.time_ns()
+            self.started_at = self.start_ns or time.time_ns()
             doc = self.report(status="running", pid=pid, pid_start=self.pid_start,
                               started_at=self.started_at, finished_at=0, exit_code=0, error="",
                               oom_killed=False)

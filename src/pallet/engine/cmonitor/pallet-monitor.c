@@ -352,18 +352,19 @@ int main(int argc, char **argv) {
             unlink(sockpath);
             rmdir(sockdir);
         }
+        long long started = now_ns(); /* before start: the process may write at once */
         if (pid > 0 && run_cmd(&c_start, devnull, devnull, devnull) != 0) {
             kill(pid, SIGKILL);
             pid = -1;
         }
         if (pid <= 0) {
+            if (tty && sock >= 0) { close(sock); unlink(sockpath); rmdir(sockdir); }
             if (out_r >= 0) close(out_r);
             if (err_r >= 0) close(err_r);
             if (first) { sync_error(sync_fd, "OCI runtime create failed", rc == 127 ? 127 : 125); return 1; }
             report("exited", 0, 0, 125, 0, now_ns(), -1);
             break;
         }
-        long long started = now_ns();
         long long pstart = pid_start_time(pid);
         report("running", pid, pstart, 0, started, 0, first ? sync_fd : -1);
         if (first) { close(sync_fd); first = 0; }
