@@ -268,7 +268,29 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _err(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         sys.exit(125)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    code = rc if isinstance(rc, int) else 0
+    if argv is None:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once when the interpreter's teardown has nothing to do.
+
+    Freeing every module and object at exit costs ~15 ms, a tenth of a short ``run``.
+    Skipped (normal exit) while another thread lives or an exit handler is registered.
+    """
+    import atexit
+    import threading
+
+    if threading.active_count() != 1 or atexit._ncallbacks():
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _err(msg: str) -> None:
