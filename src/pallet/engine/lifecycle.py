@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import sys
 from dataclasses import replace
@@ -30,7 +29,10 @@ from pallet.errors import (
 )
 
 if TYPE_CHECKING:
+    import socket
+
     from pallet.engine.containers import ContainerService
+    from pallet.engine.volumes import VolumeService
 
 
 def hostname_of(c: Container) -> str:
@@ -69,8 +71,6 @@ def check_command(c: Container, rootfs: Path, env: list[str], mounts: list[HostM
 
 
 def _host_mounts(svc: ContainerService, c: Container, rootfs: Path) -> list[HostMount]:
-    from pallet.engine.volumes import VolumeService, copy_up
-
     out: list[HostMount] = []
     vs: VolumeService | None = None
     for m in c.spec.mounts:
@@ -82,6 +82,8 @@ def _host_mounts(svc: ContainerService, c: Container, rootfs: Path) -> list[Host
                 )
             out.append(bind(m.source, m.destination, m.read_only, prop))
         elif m.type == "volume":
+            from pallet.engine.volumes import VolumeService, copy_up
+
             vs = vs or VolumeService(svc.config)
             vol = vs.create(m.source)
             if not m.nocopy:
@@ -349,6 +351,7 @@ def _mark_failed(svc: ContainerService, c: Container, err: str, code: int) -> No
 
 def console_socket(dirpath: Path) -> tuple[socket.socket, str]:
     """A listening unix socket for the runtime to send a pty master on (short path)."""
+    import socket
     import tempfile
 
     d = tempfile.mkdtemp(prefix="pallet-tty-")
@@ -370,6 +373,8 @@ def close_console(s: socket.socket, path: str) -> None:
 
 
 def receive_master(s: socket.socket, path: str, timeout: float = 10) -> int:
+    import socket
+
     s.settimeout(timeout)
     try:
         conn, _ = s.accept()
