@@ -353,6 +353,16 @@ int main(int argc, char **argv) {
             rmdir(sockdir);
         }
         long long started = now_ns(); /* before start: the process may write at once */
+        if (pid > 0 && !first && stopped_by_user()) {
+            /* stopped while restarting: never start the instance just created */
+            if (c_delete.n) run_cmd(&c_delete, devnull, devnull, devnull);
+            kill(pid, SIGKILL);
+            if (tty && master >= 0) { close(master); master = -1; }
+            if (out_r >= 0) close(out_r);
+            if (err_r >= 0) close(err_r);
+            report("exited", 0, 0, 137, started, now_ns(), -1);
+            break;
+        }
         if (pid > 0 && run_cmd(&c_start, devnull, devnull, devnull) != 0) {
             kill(pid, SIGKILL);
             pid = -1;
