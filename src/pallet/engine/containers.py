@@ -509,6 +509,8 @@ class ContainerService:
             self._remove_anonymous_volumes(c)
 
     def _remove_anonymous_volumes(self, c: Container) -> None:
+        if not any(m.type == "volume" and m.anonymous and m.source for m in c.spec.mounts):
+            return
         from pallet.engine.volumes import VolumeService
 
         vs = VolumeService(self.config)
