@@ -7,6 +7,7 @@ own pallet root directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -88,3 +89,25 @@ def dockerd() -> Iterator[object]:
         pytest.skip("dockerd needs root")
     with private_dockerd() as d:
         yield d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cgroups() -> Iterator[None]:
+    """Tests put their cgroups under parents named ``pallet-test-*``; a runtime removes only
+    the leaves it made (runc also makes them in the unified tree of a hybrid host), so the
+    parents go here, at the end of the session, once empty."""
+    yield
+    if not IS_ROOT:
+        return
+    base = Path("/sys/fs/cgroup")
+    tops = [base] + [p for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
+    for top in tops:
+        try:
+            parents = [p for p in top.iterdir() if p.is_dir() and p.name.startswith("pallet-test-")]
+        except OSError:
+            continue
+        for parent in parents:
+            dirs = sorted((d for d, _, _ in os.walk(parent)), key=len, reverse=True)
+            for d in dirs:
+                with contextlib.suppress(OSError):  # still has processes: leave it to be seen
+                    os.rmdir(d)
