@@ -92,7 +92,20 @@ def _ordered(namespaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(namespaces, key=lambda n: _NS_ORDER.get(n.get("type", ""), 9))
 
 
-def _setup_terminal(console_socket: str | None, size: dict[str, Any] | None) -> None:
+def _connect_console(path: str | None) -> Any:
+    """The caller's console socket, connected while its path is still reachable (before
+    setns into another mount namespace or pivot_root)."""
+    if not path:
+        return None
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    return s
+
+
+def _setup_terminal(console: Any, size: dict[str, Any] | None) -> None:
+    """A new pty of the container's devpts as stdio; its master goes to ``console``."""
     import fcntl
     import struct
     import termios
@@ -101,13 +114,11 @@ def _setup_terminal(console_socket: str | None, size: dict[str, Any] | None) -> 
     if size:
         fcntl.ioctl(slave, termios.TIOCSWINSZ,
                     struct.pack("HHHH", int(size.get("height", 0)), int(size.get("width", 0)), 0, 0))
-    if console_socket:
+    if console is not None:
         import socket
 
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(console_socket)
-        socket.send_fds(s, [b"/dev/ptmx"], [master])
-        s.close()
+        socket.send_fds(console, [b"/dev/ptmx"], [master])
+        console.close()
     os.close(master)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
@@ -182,7 +193,7 @@ def _cgroup_waiter(req: dict[str, Any], sync: int) -> Any:
 
 
 def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None,
-               fifo_fd: int) -> None:
+               fifo_fd: int, console: Any) -> None:
     """pid 1 of the new container: root filesystem, identity, wait for start, exec."""
     from pallet.runtime.process import ExecError, lookup, set_oom_score_adj, set_rlimits
 
@@ -205,7 +216,7 @@ def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None
     if "uts" in kinds and spec.get("hostname"):
         sc.sethostname(spec["hostname"])
     if process.get("terminal"):
-        _setup_terminal(req.get("console_socket"), process.get("consoleSize"))
+        _setup_terminal(console, process.get("consoleSize"))
     set_rlimits(list(process.get("rlimits") or []))
     set_oom_score_adj(process.get("oomScoreAdj"))
     cwd = process.get("cwd") or "/"
@@ -244,6 +255,7 @@ def main() -> None:
             import socket  # noqa: F401
             import struct  # noqa: F401
             import termios  # noqa: F401
+        console = _connect_console(req.get("console_socket")) if process.get("terminal") else None
         if mode == "exec":
             _enter_namespaces(namespaces, int(req["pid"]))
             flags = 0
@@ -268,13 +280,13 @@ def main() -> None:
         if mode == "exec":
             os.setsid()
             if process.get("terminal"):
-                _setup_terminal(req.get("console_socket"), process.get("consoleSize"))
+                _setup_terminal(console, process.get("consoleSize"))
             from pallet.runtime.process import set_rlimits
 
             set_rlimits(list(process.get("rlimits") or []))
             _exec(process, sync, seccomp)
         else:
-            _container(req, sync, seccomp, fifo_fd)
+            _container(req, sync, seccomp, fifo_fd, console)
     except SystemExit:
         raise
     except BaseException as e:  # noqa: BLE001
