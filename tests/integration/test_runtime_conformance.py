@@ -306,3 +306,158 @@ def test_run_convenience_reports_dockers_status(h: Harness) -> None:
     cid = f"rt-{uuid.uuid4().hex[:12]}"
     assert run(h.rt, cid, b) == 42
     assert not (h.base / "state" / cid).exists()
+
+
+def _console(h: Harness) -> tuple[Any, list[int], Any]:
+    import socket
+    import threading
+
+    sock_path = str(h.base / f"console-{uuid.uuid4().hex[:6]}.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got: list[int] = []
+
+    def accept() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            got.extend(fds)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    return srv, got, (t, sock_path)
+
+
+def test_terminal_size_and_input_through_the_master(h: Harness) -> None:
+    def size(spec: dict[str, Any]) -> None:
+        spec["process"]["consoleSize"] = {"height": 33, "width": 111}
+
+    srv, got, (t, sock_path) = _console(h)
+    b, _ = h.bundle(["sh", "-c", "stty size; read line; echo got-$line"], terminal=True, mutate=size)
+    cid = f"rt-{uuid.uuid4().hex[:12]}"
+    try:
+        pid = h.rt.create(cid, str(b), console_socket=sock_path)
+        h.ids.append(cid)
+        t.join(10)
+        assert got, "no terminal received on the console socket"
+        h.rt.start(cid)
+        os.write(got[0], b"typed\r")
+        out = b""
+        while True:
+            try:
+                chunk = os.read(got[0], 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert wait(pid) == 0
+    finally:
+        srv.close()
+        for fd in got:
+            os.close(fd)
+    text = out.decode()
+    assert "33 111" in text and "got-typed" in text
+
+
+def test_bind_mounts_ro_rw_and_links_do_not_escape(h: Harness) -> None:
+    host = h.base / f"share-{uuid.uuid4().hex[:6]}"
+    host.mkdir()
+    (host / "in").write_text("inside\n")
+    secret = h.base / f"secret-{uuid.uuid4().hex[:6]}"
+    secret.write_text("host secret\n")
+    (host / "out").symlink_to(secret)  # an absolute host path: read inside the container's root
+
+    def mounts(spec: dict[str, Any]) -> None:
+        spec["mounts"] += [
+            {"destination": "/ro", "type": "bind", "source": str(host), "options": ["rbind", "ro"]},
+            {"destination": "/rw", "type": "bind", "source": str(host), "options": ["rbind", "rw"]},
+        ]
+
+    code, out = h.run(["sh", "-c", "cat /ro/in; touch /ro/x 2>/dev/null && echo ro-writable; "
+                       "echo w > /rw/w && echo rw-ok; cat /rw/out 2>/dev/null || echo no-escape"],
+                      mutate=mounts)
+    assert code == 0, out
+    assert out.split() == ["inside", "rw-ok", "no-escape"]
+    assert (host / "w").read_text() == "w\n" and not (host / "x").exists()
+
+
+def test_tmpfs_mount_with_size(h: Harness) -> None:
+    def tmpfs(spec: dict[str, Any]) -> None:
+        spec["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "nodev", "size=2m", "mode=1777"]})
+
+    code, out = h.run(["sh", "-c", "grep ' /scratch ' /proc/mounts; stat -c %a /scratch; "
+                       "head -c 3000000 /dev/zero > /scratch/f 2>/dev/null || echo full"],
+                      mutate=tmpfs)
+    assert code == 0, out
+    assert "tmpfs /scratch tmpfs" in out and "size=2048k" in out and "nosuid" in out
+    assert "1777" in out.split() and "full" in out.split()
+
+
+def test_dev_contents(h: Harness) -> None:
+    script = ("for d in null zero full random urandom tty ptmx; do test -c /dev/$d || echo no-$d; done; "
+              "for d in pts shm mqueue; do test -d /dev/$d || echo no-$d; done; "
+              "for l in fd stdin stdout stderr; do test -L /dev/$l || echo no-$l; done; "
+              "for l in fd stdin stdout stderr; do readlink /dev/$l; done; "
+              "grep -E ' /dev/(pts|shm|mqueue) ' /proc/mounts | cut -d' ' -f2,3; "
+              "echo x > /dev/null && head -c 4 /dev/zero | wc -c; echo x > /dev/full 2>/dev/null || echo enospc")
+    code, out = h.run(["sh", "-c", script])
+    assert code == 0, out
+    lines = out.splitlines()
+    assert not [x for x in lines if x.startswith("no-")], out
+    assert lines[:4] == ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"]
+    assert {"/dev/pts devpts", "/dev/shm tmpfs", "/dev/mqueue mqueue"} <= set(lines)
+    assert lines[-2:] == ["4", "enospc"]
+
+
+def test_sys_is_read_only(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "grep ' /sys ' /proc/mounts | cut -d' ' -f4; "
+                       "echo 1 > /sys/kernel/uevent_helper 2>/dev/null && echo sys-writable; "
+                       "mkdir /sys/x 2>/dev/null && echo sys-writable; true"])
+    assert code == 0, out
+    assert out.split()[0].split(",")[0] == "ro" and "sys-writable" not in out
+
+
+def test_oom_score_adj_and_no_new_privileges(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "cat /proc/self/oom_score_adj; grep NoNewPrivs /proc/self/status"],
+                      oom_score_adj=500, no_new_privileges=True)
+    assert code == 0, out
+    assert out.split() == ["500", "NoNewPrivs:", "1"]
+    code, out = h.run(["sh", "-c", "grep NoNewPrivs /proc/self/status"])
+    assert out.split() == ["NoNewPrivs:", "0"]
+
+
+def test_sysctl_in_its_own_network_namespace(h: Harness) -> None:
+    def sysctl(spec: dict[str, Any]) -> None:
+        spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 0"}
+
+    code, out = h.run(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ping_group_range"],
+                      mutate=sysctl)
+    assert code == 0, out
+    assert out.split() == ["1", "0", "0"]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_network_namespace_given_by_path(h: Harness) -> None:
+    import subprocess
+
+    ns = h.base / f"prx-netns-{uuid.uuid4().hex[:6]}"
+    ns.touch()
+    # unshare keeps the new namespace alive by bind-mounting it onto the file
+    subprocess.run(["unshare", f"--net={ns}", "true"], check=True)
+    try:
+        code, out = h.run(["readlink", "/proc/self/ns/net"], netns_path=str(ns))
+        assert code == 0, out
+        assert out.strip() == f"net:[{os.stat(ns).st_ino}]"
+        assert os.readlink("/proc/self/ns/net") != out.strip()
+    finally:
+        subprocess.run(["umount", str(ns)], check=True)
+        ns.unlink()
+
+
+def test_a_megabyte_on_stdout(h: Harness) -> None:
+    code, out = h.run(["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"])
+    assert code == 0
+    assert len(out) == 1048576 and set(out) == {"a"}
