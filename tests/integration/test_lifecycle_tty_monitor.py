@@ -39,13 +39,6 @@ def p(request: pytest.FixtureRequest, pallet_root: Path, busybox_tar: Path) -> I
     assert_clean(cli)
 
 
-def tty_known_issue(p: Pallet, request: pytest.FixtureRequest) -> None:
-    if p.runtime == "pallet":
-        request.node.add_marker(pytest.mark.xfail(
-            reason="pallet's runtime connects to the console socket after pivot_root (runtime/init.py)",
-            strict=False))
-
-
 def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"") -> tuple[bytes, int]:
     """Run the CLI on a pseudo-terminal of 33x111; at ``on_ready`` resize to 44x122 and type ``then``."""
     pid, fd = pty.fork()
@@ -85,7 +78,6 @@ def in_pty(p: Pallet, *args: str, on_ready: bytes = b"READY", then: bytes = b"")
 
 
 def test_tty_size_resize_and_input(p: Pallet, request: pytest.FixtureRequest) -> None:
-    tty_known_issue(p, request)
     out, rc = in_pty(p, "run", "--rm", "-it", IMG, "sh", "-c",
                      "stty size; tty; echo READY; read x; stty size; echo got:$x; exit 3", then=b"typed\n")
     lines = out.decode().replace("\r", "").splitlines()
@@ -95,7 +87,6 @@ def test_tty_size_resize_and_input(p: Pallet, request: pytest.FixtureRequest) ->
 
 
 def test_detached_tty_logs(p: Pallet, request: pytest.FixtureRequest) -> None:
-    tty_known_issue(p, request)
     p.ok("run", "-d", "-t", "--name", "tt", IMG, "sh", "-c", "tty; echo done")
     assert p.ok("wait", "tt").strip() == "0"
     out = p.ok("logs", "tt").replace("\r", "")
@@ -170,7 +161,6 @@ def test_start_ai_and_attach_send_stdin(p: Pallet, monitor: str, monkeypatch: py
 
 
 def test_attach_to_a_tty_container(p: Pallet, request: pytest.FixtureRequest) -> None:
-    tty_known_issue(p, request)
     p.ok("run", "-d", "-it", "--name", "ti", IMG, "sh")
     out, rc = in_pty(p, "attach", "ti", on_ready=b"", then=b"echo hello-$((1+2)); exit 7\r")
     assert rc == 7, out
