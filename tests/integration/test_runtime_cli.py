@@ -129,3 +129,58 @@ def test_spec_prints_a_config(cli: CLI, tmp_path: Path) -> None:
     assert cli("spec", "--bundle", str(d)).returncode == 0
     spec = json.loads((d / "config.json").read_text())
     assert spec["root"]["path"] == "rootfs" and spec["process"]["args"] == ["sh"]
+
+
+@pytest.mark.skipif(shutil.which("runc") is None, reason="needs runc (Debian package) as the reference runtime")
+def test_state_and_list_json_have_runcs_keys(tmp_path: Path, template: Path) -> None:
+    seen: dict[str, tuple[set[str], list[str], set[str]]] = {}
+    for name, binary in (("pallet", PALLET_RUNTIME), ("runc", "runc")):
+        c = CLI(binary, tmp_path / name, template)
+        cid = c.new_id()
+        try:
+            assert c.detached("create", "--bundle", str(c.bundle(["sleep", "30"])), cid).returncode == 0
+            statuses = [json.loads(c("state", cid).stdout)["status"]]
+            keys = set(json.loads(c("state", cid).stdout))
+            c("start", cid)
+            statuses.append(json.loads(c("state", cid).stdout)["status"])
+            listed = json.loads(c("list", "-f", "json").stdout)
+            assert [x["id"] for x in listed] == [cid] and c("list", "-q").stdout.split() == [cid]
+            seen[name] = (keys, statuses, set(listed[0]))
+        finally:
+            c("delete", "--force", cid)
+    assert seen["pallet"][1] == seen["runc"][1] == ["created", "running"]
+    assert seen["pallet"][0] >= seen["runc"][0] - {"owner"}, seen
+    assert {"id", "pid", "status", "bundle", "created"} <= seen["pallet"][2] & seen["runc"][2]
+
+
+def test_exec_with_a_process_file(cli: CLI) -> None:
+    cid = cli.new_id()
+    assert cli.detached("run", "-d", "--bundle", str(cli.bundle(["sleep", "30"])), cid).returncode == 0
+    proc = {"args": ["sh", "-c", "id -u; echo $V; pwd; exit 4"], "env": ["PATH=/bin", "V=from-file"],
+            "cwd": "/tmp", "user": {"uid": 65534, "gid": 65534}}
+    f = cli.base / "process.json"
+    f.write_text(json.dumps(proc))
+    r = cli("exec", "--process", str(f), cid)
+    assert r.returncode == 4, r.stderr
+    assert r.stdout.split() == ["65534", "from-file", "/tmp"]
+    assert cli("delete", "--force", cid).returncode == 0
+
+
+def test_missing_command_fails_create_with_status_1(cli: CLI) -> None:
+    r = cli("run", "--bundle", str(cli.bundle(["no-such-cmd"])), cli.new_id())
+    assert r.returncode == 1 and "no-such-cmd" in r.stderr
+    cid = cli.new_id()
+    r = cli.detached("create", "--bundle", str(cli.bundle(["no-such-cmd"])), cid)
+    assert r.returncode == 1 and "executable file not found" in r.stderr
+    assert cli("state", cid).returncode == 1  # nothing is left behind
+
+
+def test_errors_as_json_log_records(cli: CLI) -> None:
+    log = cli.base / "log.json"
+    r = subprocess.run([cli.binary, "--root", str(cli.root), "--log", str(log), "--log-format", "json",
+                        "state", "rtcli-missing"], text=True, capture_output=True, timeout=30)
+    assert r.returncode == 1
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    errors = [x for x in recs if x.get("level") == "error"]
+    assert errors and errors[-1]["msg"] and errors[-1]["time"].startswith("20")
+    assert r.stderr.strip()
