@@ -461,3 +461,36 @@ def test_a_megabyte_on_stdout(h: Harness) -> None:
     code, out = h.run(["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a"])
     assert code == 0
     assert len(out) == 1048576 and set(out) == {"a"}
+
+
+def test_hooks_receive_the_state_in_order(h: Harness) -> None:
+    out = h.base / f"hooks-{uuid.uuid4().hex[:6]}"
+    out.mkdir()
+
+    def hook(kind: str) -> dict[str, Any]:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/{kind}.json; echo {kind} >> {out}/order"]}
+
+    def hooks(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {k: [hook(k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
+
+    cid, pid, _ = h.create(["sleep", "30"], mutate=hooks)
+    h.rt.start(cid)
+    h.rt.kill(cid, "KILL")
+    wait(pid)
+    h.rt.delete(cid)
+    order = (out / "order").read_text().split()
+    assert order == ["prestart", "createRuntime", "poststart", "poststop"]
+    for kind in order:
+        st = json.loads((out / f"{kind}.json").read_text())
+        assert st["id"] == cid and st.get("pid", pid) == pid, (kind, st)
+        assert kind == "poststop" or st["pid"] == pid
+
+
+def test_a_failing_create_hook_fails_create(h: Harness) -> None:
+    def hooks(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {"createRuntime": [{"path": "/bin/false", "args": ["false"]}]}
+
+    with pytest.raises(PalletError):
+        h.create(["sleep", "30"], mutate=hooks)
+    state = h.base / "state"
+    assert not state.exists() or not [p for p in state.iterdir() if p.name.startswith("rt-")]

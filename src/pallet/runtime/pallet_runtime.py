@@ -193,7 +193,8 @@ class PalletRuntime:
         procs = _make_cgroup(cgroup, linux.get("resources"))
         self._save(id, {"id": id, "bundle": str(bundle), "pid": 0, "created": _now(),
                         "cgroup": cgroup, "annotations": spec.get("annotations") or {},
-                        "namespaces": linux.get("namespaces") or []})
+                        "namespaces": linux.get("namespaces") or [],
+                        "hooks": spec.get("hooks") or {}})
         # The container's pid 1 is moved into its cgroup while it sets up its root
         # filesystem: a migration on cgroup v1 waits for an RCU grace period (15-25 ms
         # here), the mounts take as long.  pid 1 forks nothing before exec, and waits for
@@ -236,6 +237,12 @@ class PalletRuntime:
         st.update(pid=pid, start_time=_start_time(pid))
         self._save(id, st)
         self._sync[id] = sync
+        try:
+            for kind in ("prestart", "createRuntime"):
+                self._hooks(id, st, kind, strict=True)
+        except RuntimeFailure:
+            self.delete(id, force=True)
+            raise
         if pid_file:
             tmp = Path(str(pid_file) + ".tmp")
             tmp.write_text(str(pid))
@@ -263,6 +270,33 @@ class PalletRuntime:
                 os.close(sync)
             if msg and "error" in msg:
                 _raise_for(msg, "start container")
+        self._hooks(id, st, "poststart", strict=False)
+
+    def _hooks(self, id: str, st: dict[str, Any], kind: str, *, strict: bool) -> None:
+        """The spec's ``hooks[kind]`` in order, each given the container's state JSON on
+        stdin; a failure raises when ``strict`` (create's hooks), else is ignored."""
+        hooks = (st.get("hooks") or {}).get(kind) or []
+        if not hooks:
+            return
+        import subprocess
+
+        state = State(id=id, status="stopped" if kind == "poststop" else
+                      ("running" if kind == "poststart" else "created"),
+                      pid=int(st.get("pid") or 0), bundle=st["bundle"], created=st.get("created", ""),
+                      annotations=dict(st.get("annotations") or {})).to_dict()
+        for h in hooks:
+            args = list(h.get("args") or [h["path"]])
+            env = dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e)
+            try:
+                r = subprocess.run(args, executable=h["path"], input=json.dumps(state).encode(),
+                                   env=env, timeout=h.get("timeout"), capture_output=True,
+                                   check=False)
+                err = f"exit status {r.returncode}: {r.stderr.decode(errors='replace').strip()}"
+                ok = r.returncode == 0
+            except (OSError, subprocess.TimeoutExpired) as e:
+                ok, err = False, str(e)
+            if not ok and strict:
+                raise RuntimeFailure(f"OCI runtime create failed: {kind} hook {h['path']}: {err}")
 
     def _seccomp(self, spec: dict[str, Any] | None) -> tuple[bytes, int] | None:
         """The filter compiled here (the init has no libseccomp after pivot_root); cached."""
@@ -359,6 +393,8 @@ class PalletRuntime:
             time.sleep(0.005)
 
     def _cleanup(self, id: str, d: Path, st: dict[str, Any] | None = None) -> None:
+        if st is not None and st.get("pid"):
+            self._hooks(id, st, "poststop", strict=False)
         sync = self._sync.pop(id, None)
         if sync is not None:
             os.close(sync)
