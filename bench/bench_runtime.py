@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPO / "src"))
 PALLET_RUNTIME = str(Path(sys.executable).parent / "pallet-runtime")
 
 
-def median_ms(fn: Callable[[], None], runs: int) -> float:
-    fn()  # warm caches
+def median_ms(fn: Callable[[], None], runs: int, warmups: int = 3) -> float:
+    for _ in range(warmups):  # warm caches
+        fn()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -93,7 +94,7 @@ def main() -> int:
             rows.append((f"{name}: create+start+wait+delete (Python API)", median_ms(api_run, args.runs)))
             os.close(devnull)
         base = dict(rows).get("runc run (command line)")
-        print(f"\nOCI bundle running `true` with Docker's default spec: median of {args.runs} runs")
+        print(f"\nOCI bundle running `true` with Docker's default spec: median of {args.runs} runs after 3 warm-ups")
         for label, ms in rows:
             ratio = f"{ms / base:.2f}x runc run" if base else ""
             print(f"  {label:48s} {ms:7.1f} ms   {ratio}")
