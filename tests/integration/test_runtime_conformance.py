@@ -334,7 +334,7 @@ def test_terminal_size_and_input_through_the_master(h: Harness) -> None:
         spec["process"]["consoleSize"] = {"height": 33, "width": 111}
 
     srv, got, (t, sock_path) = _console(h)
-    b, _ = h.bundle(["sh", "-c", "stty size; read line; echo got-$line"], terminal=True, mutate=size)
+    b, _ = h.bundle(["sh", "-c", "tty; stty size; read line; echo got-$line"], terminal=True, mutate=size)
     cid = f"rt-{uuid.uuid4().hex[:12]}"
     try:
         pid = h.rt.create(cid, str(b), console_socket=sock_path)
@@ -358,7 +358,7 @@ def test_terminal_size_and_input_through_the_master(h: Harness) -> None:
         for fd in got:
             os.close(fd)
     text = out.decode()
-    assert "33 111" in text and "got-typed" in text
+    assert "/dev/pts/" in text and "33 111" in text and "got-typed" in text
 
 
 def test_bind_mounts_ro_rw_and_links_do_not_escape(h: Harness) -> None:
