@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
-def secure_join(root: Path, path: str, max_links: int = 255) -> Path:
+def secure_join(root: Path, path: str) -> Path:
     """``root``/``path`` with every symlink resolved as if ``root`` were ``/``.
 
     ``..`` and absolute symlinks are clamped at ``root``, so the result never
     names anything outside it (like runc's securejoin).  Missing trailing
-    components are kept as they are.
+    components are kept as they are.  The runtime's resolver, shared.
     """
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        cur = os.path.join(str(root), *resolved, p)
-        try:
-            st = os.lstat(cur)
-        except OSError:
-            resolved.append(p)
-            continue
-        import stat
+    from pallet.runtime.rootfs import secure_join as join
 
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > max_links:
-                raise OSError(40, "too many levels of symbolic links", path)
-            target = os.readlink(cur)
-            if target.startswith("/"):
-                resolved = []
-            parts = [t for t in target.split("/") if t and t != "."] + parts
-            continue
-        resolved.append(p)
-    return Path(os.path.join(str(root), *resolved)) if resolved else Path(root)
+    return Path(join(str(root), path))
 
 
 def lookup_path(root: Path, cmd: str, env_path: str) -> Path | None:

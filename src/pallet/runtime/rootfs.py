@@ -81,8 +81,8 @@ def secure_join(root: str, path: str) -> str:
         cur = os.path.join(root, *resolved, p)
         try:
             st = os.lstat(cur)
-        except FileNotFoundError:
-            resolved.append(p)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(p)  # missing components are kept as they are
             continue
         if stat.S_ISLNK(st.st_mode):
             seen += 1
