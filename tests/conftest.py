@@ -93,9 +93,10 @@ def dockerd() -> Iterator[object]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_cgroups() -> Iterator[None]:
-    """Tests put their cgroups under parents named ``pallet-test-*``; a runtime removes only
-    the leaves it made (runc also makes them in the unified tree of a hybrid host), so the
-    parents go here, at the end of the session, once empty."""
+    """Tests put their cgroups under parents named ``pallet-test-*`` (and the engine under
+    ``pallet`` and ``pallet-build``); a runtime removes only the leaves it made (runc also
+    makes them in the unified tree of a hybrid host), so the parents go here, at the end of
+    the session, once empty: a parent that still holds a container stays."""
     yield
     if not IS_ROOT:
         return
@@ -103,7 +104,8 @@ def _remove_test_cgroups() -> Iterator[None]:
     tops = [base] + [p for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
     for top in tops:
         try:
-            parents = [p for p in top.iterdir() if p.is_dir() and p.name.startswith("pallet-test-")]
+            parents = [p for p in top.iterdir() if p.is_dir() and (
+                p.name.startswith("pallet-test-") or p.name in ("pallet", "pallet-build"))]
         except OSError:
             continue
         for parent in parents:
