@@ -37,15 +37,7 @@ def container_prune(config: Config, force: bool, filters: tuple[str, ...]) -> in
         for cid in removed:
             click.echo(cid)
         click.echo("")
+    from pallet.engine.units import human_size
+
     click.echo(f"Total reclaimed space: {human_size(space)}")
     return 0
-
-
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize (decimal, 3 significant digits)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.3g}{units[i]}"
