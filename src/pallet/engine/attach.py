@@ -65,9 +65,25 @@ def _follow(svc: ContainerService, c: Container, since: int | None, proxy_signal
     first_restarts = c.state.restart_count
     started = c.state.started_at if since is None else since
 
+    import time
+
+    gone_at: list[float] = []
+
     def alive() -> bool:
+        from pallet.engine.containers import pid_alive
+
         cur = svc.refresh(svc.store.load(c.id))
-        return cur.state.status in ("running", "paused") and cur.state.restart_count == first_restarts
+        if cur.state.restart_count != first_restarts:
+            return False
+        if cur.state.status in ("running", "paused"):
+            return True
+        # The container is gone, but its monitor may still be copying its last output into
+        # the log: keep following while the monitor lives (a few seconds at most).
+        if not gone_at:
+            gone_at.append(time.monotonic())
+        return (pid_alive(cur.state.monitor_pid, cur.state.monitor_start)
+                and cur.state.monitor_pid != os.getpid()
+                and time.monotonic() - gone_at[0] < 5.0)
 
     old = {}
     if proxy_signals:
