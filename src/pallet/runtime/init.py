@@ -236,9 +236,18 @@ def _container(req: dict[str, Any], sync: int, seccomp: tuple[bytes, int] | None
 
 
 def main() -> None:
+    """The re-executed init: the request comes marshalled on REQ_FD."""
     req_fd, sync = int(sys.argv[1]), int(sys.argv[2])
     try:
         req = _read_request(req_fd)
+    except Exception as e:  # noqa: BLE001 - reported to the caller as one line
+        _fail(sync, f"container init: {e}", 1)
+    run(req, sync)
+
+
+def run(req: dict[str, Any], sync: int) -> None:
+    """Carry out ``req`` (see the module's docstring); never returns."""
+    try:
         os.set_inheritable(sync, False)
         mode = req.get("mode", "create")
         spec = req.get("spec") or {}

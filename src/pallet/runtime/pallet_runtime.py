@@ -1,8 +1,10 @@
 """pallet's own OCI runtime: the runc verbs as methods, state under ``state_root/<id>``.
 
-``create`` re-executes :mod:`pallet.runtime.init` (no Python work between fork
-and exec in the caller), sends it the request over a pipe and waits until the
-container's pid 1 is set up and blocked on its exec FIFO.  See
+``create`` forks a child that runs :mod:`pallet.runtime.init` with the request
+(the caller's modules are already loaded: no second interpreter to start) and
+waits until the container's pid 1 is set up and blocked on its exec FIFO.  A
+caller with other threads running re-executes the init instead (a fork copies
+only the calling thread, and the locks the others hold).  See
 :mod:`pallet.runtime.base` for who reaps the container's process.
 """
 
@@ -89,13 +91,16 @@ class PalletRuntime:
 
         ``join_r`` (create): the read end of a pipe on which the container's pid 1 waits
         until the caller has moved it into its cgroup (see ``_create``)."""
+        if join_r >= 0:
+            req["join_fd"] = join_r
+        if _single_threaded():
+            return self._fork(req, stdin, stdout, stderr)
         req_r, req_w = os.pipe()
         sync_r, sync_w = os.pipe()
         os.set_inheritable(req_r, True)
         os.set_inheritable(sync_w, True)
         if join_r >= 0:
             os.set_inheritable(join_r, True)
-            req["join_fd"] = join_r
         actions = []
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
             if fd is not None and fd != target:
@@ -129,6 +134,44 @@ class PalletRuntime:
             pass
         finally:
             os.close(req_w)
+        return pid, sync_r
+
+    @staticmethod
+    def _fork(req: dict[str, Any], stdin: int | None, stdout: int | None,
+              stderr: int | None) -> tuple[int, int]:
+        """``_spawn`` by fork: the child runs the init on ``req`` as it is."""
+        from pallet.runtime import init
+
+        procs = req.pop("cgroup_procs", None) or []
+        sync_r, sync_w = os.pipe()
+        go_r, go_w = os.pipe() if procs else (-1, -1)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            try:
+                os.close(sync_r)
+                if go_w >= 0:
+                    os.close(go_w)
+                for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+                    if fd is not None and fd != target:
+                        os.dup2(fd, target)
+                _default_signals()
+                if go_r >= 0 and os.read(go_r, 1) != b"g":
+                    os._exit(1)  # the caller failed to join it to the cgroup: it reports that
+                init.run(req, sync_w)
+            finally:
+                os._exit(1)
+        os.close(sync_w)
+        if go_r >= 0:
+            os.close(go_r)
+            try:
+                _join(pid, procs)
+            except OSError as e:
+                os.close(go_w)
+                os.waitpid(pid, 0)
+                os.close(sync_r)
+                raise RuntimeFailure(f"OCI runtime create failed: joining the cgroup: {e}") from None
+            os.write(go_w, b"g")
+            os.close(go_w)
         return pid, sync_r
 
     @staticmethod
@@ -529,6 +572,21 @@ def _signum(sig: int | str) -> int:
         return int(signal.Signals[s])
     except KeyError:
         raise RuntimeFailure(f"invalid signal: {sig}") from None
+
+
+def _single_threaded() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _default_signals() -> None:
+    """In a forked init: the dispositions a fresh process has (what is ignored stays
+    ignored across exec; Python ignores SIGPIPE and handles SIGINT)."""
+    for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+              signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD, signal.SIGWINCH):
+        signal.signal(s, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _init_env() -> dict[str, str]:
