@@ -6,21 +6,19 @@ from typing import Any
 
 import click
 
-from pallet.cli.run import CONTEXT, build_options, container_options
+from pallet.cli.app import options
+from pallet.cli.run import CONTEXT, container_options
+from pallet.cli.run_impl import create_container
+from pallet.cli.run_options import CREATE_ONLY
 from pallet.config import Config
 
 
 @click.command(context_settings=CONTEXT, short_help="Create a new container")
-@click.option("--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits")
+@options(CREATE_ONLY)
 @container_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def create(config: Config, auto_remove: bool, image: str, command: tuple[str, ...], **kw: Any) -> int:
+def create(config: Config, **kw: Any) -> int:
     """Create a new container."""
-    from pallet.engine.containers import ContainerService
-
-    opts = build_options(config, image, command, kw, auto_remove=auto_remove)
-    c = ContainerService(config).create(opts)
-    click.echo(c.id)
-    return 0
+    return create_container(config, **kw)

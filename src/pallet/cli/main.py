@@ -1,20 +1,22 @@
-"""The ``pallet`` command: global options and lazy dispatch to one module per command.
+"""The ``pallet`` command: entry point, error mapping and the tables of commands.
 
 Each command lives in its own module under ``pallet.cli`` and is imported only
 when that command runs, so ``pallet run`` pays for nothing else.  The tables
 below map Docker's command names (top-level shortcuts and management groups)
-to ``module:function`` of a click command.
+to ``module:function`` of a click command; the click groups that use them are in
+``pallet.cli.app``.  This module does not import click: the common ``run`` and
+``create`` command lines are parsed without it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from pallet import __version__
+if TYPE_CHECKING:
+    from pallet.cli.run_options import FastCall
 
 # name -> "module:attribute" (module relative to pallet.cli)
 TOP_LEVEL: dict[str, str] = {
@@ -141,104 +143,84 @@ GROUP_HELP = {
 }
 
 
-def _load(spec: str) -> click.Command:
-    import importlib
-
-    mod, _, attr = spec.partition(":")
-    module = importlib.import_module(f"pallet.cli.{mod}")
-    cmd = getattr(module, attr)
-    assert isinstance(cmd, click.Command)
-    return cmd
+# click's objects, for code that still reaches them here (they live in pallet.cli.app)
+_APP_NAMES = frozenset({"cli", "LazyGroup", "TopGroup", "CONTEXT"})
 
 
-def _available(table: dict[str, str]) -> list[str]:
-    """Names whose module exists (commands of issues not yet built stay hidden)."""
-    import importlib.util
+def __getattr__(name: str) -> Any:
+    if name in _APP_NAMES:
+        from pallet.cli import app
 
-    out = []
-    for name, spec in table.items():
-        mod = spec.partition(":")[0]
-        if importlib.util.find_spec(f"pallet.cli.{mod}") is not None:
-            out.append(name)
-    return sorted(out)
-
-
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def __init__(self, *args: Any, table: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.table = table
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(_available(self.table)) | set(self.commands))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.commands:
-            return self.commands[cmd_name]
-        spec = self.table.get(cmd_name)
-        if spec is None:
-            return None
-        try:
-            return _load(spec)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("pallet.cli."):
-                return None
-            raise
-
-
-class TopGroup(LazyGroup):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(GROUPS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in GROUPS:
-            return LazyGroup(
-                name=cmd_name,
-                table=GROUPS[cmd_name],
-                help=GROUP_HELP.get(cmd_name),
-                context_settings=CONTEXT,
-            )
-        return super().get_command(ctx, cmd_name)
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        name = args[0] if args else ""
-        cmd = self.get_command(ctx, name)
-        if cmd is None and not name.startswith("-"):
-            raise click.UsageError(f"unknown command: {name!r}. See 'pallet --help'.")
-        return super().resolve_command(ctx, args)
-
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@click.group(
-    cls=TopGroup,
-    table=TOP_LEVEL,
-    context_settings=CONTEXT,
-    help="A daemonless container engine: OCI images, containers and lightweight VMs.",
-)
-@click.option("--root", envvar="PALLET_ROOT", help="Root of pallet's state [default: /var/lib/pallet].")
-@click.option("--runtime", envvar="PALLET_RUNTIME", help="Low-level OCI runtime: pallet, runc or crun.")
-@click.option("--debug", "-D", is_flag=True, help="Show tracebacks of internal errors.")
-@click.version_option(__version__, "--version", "-v", prog_name="pallet", message="%(prog)s version %(version)s")
-@click.pass_context
-def cli(ctx: click.Context, root: str | None, runtime: str | None, debug: bool) -> None:
-    from pallet.config import Config
-
-    ctx.obj = Config.from_env(root=root, runtime=runtime, debug=debug)
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, map errors to one stderr line and Docker's exit codes."""
-    from pallet.errors import PalletError
+    """Entry point: run the CLI, map errors to one stderr line and Docker's exit codes.
+
+    ``run`` and ``create`` with options pallet is sure to read exactly as click
+    would are parsed here without importing click (see ``pallet.cli.run_options``);
+    every other command line, and every doubtful one, goes to click.
+    """
+    from pallet.cli.run_options import parse_command_line
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or "-D" in args or bool(os.environ.get("PALLET_DEBUG"))
+    fast = parse_command_line(args)
+    if fast is not None and TOP_LEVEL.get(fast.command) == f"{fast.command}:{fast.command}":
+        rc = _guarded(lambda: _call_fast(fast), debug)
+    else:
+        rc = _guarded(lambda: _call_click(args), debug)
+    code = rc if isinstance(rc, int) else 0
+    if argv is None:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _call_click(args: list[str]) -> Any:
+    from pallet.cli.app import cli
+
+    return cli.main(args=args, prog_name="pallet", standalone_mode=False)
+
+
+def _call_fast(fast: FastCall) -> int:
+    """The command of ``fast``, with what click's ``main`` would add around it."""
+    import errno
+
+    from pallet.config import Config
+
     try:
-        rc = cli.main(args=args, prog_name="pallet", standalone_mode=False)
+        config = Config.from_env(root=fast.root, runtime=fast.runtime, debug=fast.debug)
+        if fast.command == "run":
+            from pallet.cli.run_impl import run_container
+
+            return run_container(config, **fast.params)
+        from pallet.cli.run_impl import create_container
+
+        return create_container(config, **fast.params)
+    except (EOFError, KeyboardInterrupt):
+        # click: a blank line closes the terminal's ^C echo, then Abort
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+        sys.exit(130)
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+        # click: the reader went away; exit 1 without a second error at teardown
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        sys.exit(1)
+
+
+def _guarded(call: Callable[[], Any], debug: bool) -> Any:
+    """``call()``, with errors mapped to one stderr line and Docker's exit codes."""
+    from pallet.errors import PalletError
+
+    try:
+        return call()
     except PalletError as e:
         if debug:
             import traceback
@@ -246,19 +228,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _err(str(e))
         sys.exit(e.exit_code)
-    except click.exceptions.NoArgsIsHelpError as e:
-        click.echo(e.ctx.get_help() if e.ctx else "", err=False)
-        sys.exit(0)
-    except click.UsageError as e:
-        _err(e.format_message() if hasattr(e, "format_message") else str(e))
-        sys.exit(125)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        _err(e.format_message())
-        sys.exit(125)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
@@ -268,10 +237,29 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _err(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         sys.exit(125)
-    code = rc if isinstance(rc, int) else 0
-    if argv is None:
-        _exit_now(code)
-    sys.exit(code)
+    except Exception as e:
+        if "click" in sys.modules:  # without click, none of click's exceptions can come
+            _click_error(e)
+        raise
+
+
+def _click_error(e: Exception) -> None:
+    """Exit as main() always did for one of click's exceptions; return for any other."""
+    import click
+
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):
+        click.echo(e.ctx.get_help() if e.ctx else "", err=False)
+        sys.exit(0)
+    if isinstance(e, click.UsageError):
+        _err(e.format_message() if hasattr(e, "format_message") else str(e))
+        sys.exit(125)
+    if isinstance(e, click.exceptions.Abort):
+        sys.exit(130)
+    if isinstance(e, click.exceptions.Exit):
+        sys.exit(e.exit_code)
+    if isinstance(e, click.ClickException):
+        _err(e.format_message())
+        sys.exit(125)
 
 
 def _exit_now(code: int) -> None:
