@@ -10,7 +10,7 @@ import pytest
 
 from pallet.errors import ContainerNotFound, RuntimeFailure
 from pallet.linux import syscalls as sc
-from pallet.runtime.base import State
+from pallet.runtime.base import state_json
 from pallet.runtime.pallet_runtime import PalletRuntime, _signum
 from pallet.runtime.process import ExecError, lookup
 from pallet.runtime.rootfs import parse_options, secure_join
@@ -65,7 +65,7 @@ def test_lookup_exit_codes(tmp_path: Path) -> None:
 
 
 def test_state_json_is_runcs() -> None:
-    d = State(id="c1", status="running", pid=42, bundle="/b", created="2026-01-01T00:00:00Z").to_dict()
+    d = state_json("c1", "running", 42, "/b", "2026-01-01T00:00:00Z")
     assert d["ociVersion"] and d["id"] == "c1" and d["pid"] == 42 and d["status"] == "running"
     assert d["bundle"] == "/b" and d["rootfs"] == "/b/rootfs" and d["created"].endswith("Z")
     assert d["annotations"] == {}

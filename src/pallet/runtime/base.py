@@ -13,38 +13,30 @@ caller that wants to ``waitpid()`` it (a monitor, the foreground ``run``) calls
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+TYPE_CHECKING = False  # typing and dataclasses stay out of the runtime's start-up
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 STATUSES = ("creating", "created", "running", "stopped", "paused")
 
 
-@dataclass(frozen=True)
-class State:
+def state_json(id: str, status: str, pid: int, bundle: str, created: str = "",
+               annotations: dict[str, str] | None = None, owner: str = "") -> dict[str, Any]:
     """runc's state JSON."""
-
-    id: str
-    status: str
-    pid: int
-    bundle: str
-    created: str = ""
-    oci_version: str = "1.0.2"
-    owner: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "pid": self.pid,
-            "status": self.status,
-            "bundle": self.bundle,
-            "rootfs": str(Path(self.bundle) / "rootfs"),
-            "created": self.created,
-            "owner": self.owner,
-            "annotations": dict(self.annotations),
-        }
+    return {
+        "ociVersion": "1.0.2",
+        "id": id,
+        "pid": pid,
+        "status": status,
+        "bundle": bundle,
+        "rootfs": bundle.rstrip("/") + "/rootfs" if bundle else "rootfs",
+        "created": created,
+        "owner": owner,
+        "annotations": dict(annotations or {}),
+    }
 
 
 class Runtime(Protocol):

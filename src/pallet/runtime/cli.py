@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         _log_error(args, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         sys.exit(1)
+    if argv is None:
+        from pallet.linux.fastexit import exit_now
+
+        exit_now(rc)
     sys.exit(rc)
 
 

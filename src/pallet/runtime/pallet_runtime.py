@@ -18,10 +18,13 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import CommandCannotRun, CommandNotFound, ContainerNotFound, RuntimeFailure
-from pallet.runtime.base import State
+from pallet.runtime.base import state_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The init runs without site (-S): it finds pallet through the path of this very package.
 _SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -323,10 +326,10 @@ class PalletRuntime:
             return
         import subprocess
 
-        state = State(id=id, status="stopped" if kind == "poststop" else
-                      ("running" if kind == "poststart" else "created"),
-                      pid=int(st.get("pid") or 0), bundle=st["bundle"], created=st.get("created", ""),
-                      annotations=dict(st.get("annotations") or {})).to_dict()
+        state = state_json(id, "stopped" if kind == "poststop" else
+                           ("running" if kind == "poststart" else "created"),
+                           int(st.get("pid") or 0), st["bundle"], st.get("created", ""),
+                           st.get("annotations"))
         for h in hooks:
             args = list(h.get("args") or [h["path"]])
             env = dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e)
@@ -376,11 +379,8 @@ class PalletRuntime:
     def state(self, id: str) -> dict[str, Any]:
         st = self._load(id)
         status = self._status(id, st)
-        return State(
-            id=id, status=status, pid=int(st.get("pid") or 0) if status != "stopped" else 0,
-            bundle=st.get("bundle", ""), created=st.get("created", ""),
-            annotations=dict(st.get("annotations") or {}),
-        ).to_dict()
+        return state_json(id, status, int(st.get("pid") or 0) if status != "stopped" else 0,
+                          st.get("bundle", ""), st.get("created", ""), st.get("annotations"))
 
     def list(self) -> list[dict[str, Any]]:
         if not self.root.exists():
