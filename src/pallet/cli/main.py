@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing is not imported at run time: ``pallet run`` starts here
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from pallet.cli.run_options import FastCall
 
 # name -> "module:attribute" (module relative to pallet.cli)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from pallet.cli.run_options import resource_kwargs
-from pallet.config import Config
+
+TYPE_CHECKING = False  # no typing at run time (``pallet run`` path)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pallet.config import Config
 
 
 def _kv_file(path: str) -> list[str]:

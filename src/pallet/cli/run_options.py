@@ -12,8 +12,11 @@ caller lets click parse the same argv, so help, errors and exit codes are click'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+# No typing or dataclasses at run time: this module is on the path of every ``run``.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 FLAG = "flag"  # on when given, False otherwise
 VALUE = "value"  # one value, the last one given wins
@@ -21,19 +24,30 @@ MULTIPLE = "multiple"  # every value given, in order (a tuple)
 SWITCH = "switch"  # --x / --no-x pair, default given
 
 
-@dataclass(frozen=True)
 class Opt:
-    """One command-line option: ``names`` in click's declaration order, ``off`` the --no- names."""
+    """One command-line option: ``names`` in click's declaration order, ``off`` the --no- names.
 
-    names: tuple[str, ...]
-    dest: str
-    kind: str
-    help: str
-    default: Any = None
-    type: type | None = None  # int for integer values (click's INTEGER)
-    off: tuple[str, ...] = ()
-    envvar: str | None = None
-    resource: bool = False  # handed to the engine's resource flag parser
+    ``type`` is ``int`` for integer values (click's INTEGER); ``resource`` marks the
+    options handed to the engine's resource flag parser.
+    """
+
+    __slots__ = ("default", "dest", "envvar", "help", "kind", "names", "off", "resource", "type")
+
+    def __init__(self, names: tuple[str, ...], dest: str, kind: str, help: str, default: Any = None,
+                 type: type | None = None, off: tuple[str, ...] = (), envvar: str | None = None,
+                 resource: bool = False) -> None:
+        self.names = names
+        self.dest = dest
+        self.kind = kind
+        self.help = help
+        self.default = default
+        self.type = type
+        self.off = off
+        self.envvar = envvar
+        self.resource = resource
+
+    def __repr__(self) -> str:
+        return f"Opt({'/'.join(self.names + self.off)} -> {self.dest}, {self.kind})"
 
     @property
     def takes_value(self) -> bool:
@@ -250,18 +264,28 @@ def _store(values: dict[str, Any], o: Opt, value: str) -> None:
     values[o.dest] = value
 
 
-@dataclass(frozen=True)
 class FastCall:
-    """``pallet [--root R] [--runtime X] [-D] run|create ...`` read without click."""
+    """``pallet [--root R] [--runtime X] [-D] run|create ...`` read without click.
 
-    command: str  # "run" or "create"
-    root: str | None
-    runtime: str | None
-    debug: bool
-    params: dict[str, Any]  # the command's keyword arguments, IMAGE and COMMAND included
+    ``command`` is "run" or "create"; ``params`` the command's keyword arguments,
+    IMAGE and COMMAND included.
+    """
+
+    __slots__ = ("command", "debug", "params", "root", "runtime")
+
+    def __init__(self, command: str, root: str | None, runtime: str | None, debug: bool,
+                 params: dict[str, Any]) -> None:
+        self.command = command
+        self.root = root
+        self.runtime = runtime
+        self.debug = debug
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"FastCall({self.command}, root={self.root!r}, runtime={self.runtime!r}, params={self.params!r})"
 
 
-def parse_command_line(args: list[str], environ: dict[str, str] | Any = None) -> FastCall | None:
+def parse_command_line(args: list[str], environ: Mapping[str, str] | None = None) -> FastCall | None:
     """``args`` (argv without the program name) as a :class:`FastCall`, or None to let click parse it."""
     import os
 
