@@ -248,20 +248,20 @@ def parse_options(args: list[str], table: tuple[Opt, ...]) -> tuple[dict[str, An
                 raise _Unsure(arg)
             _store(values, o, value)
             break
+    for o in table:  # like click, convert only the value that won
+        if o.type is int and isinstance(values[o.dest], str):
+            try:
+                values[o.dest] = int(values[o.dest])
+            except ValueError:
+                raise _Unsure(values[o.dest]) from None
     return values, rest
 
 
 def _store(values: dict[str, Any], o: Opt, value: str) -> None:
     if o.kind == MULTIPLE:
         values[o.dest] = (*values[o.dest], value)
-        return
-    if o.type is int:
-        try:
-            values[o.dest] = int(value)
-        except ValueError:
-            raise _Unsure(value) from None
-        return
-    values[o.dest] = value
+    else:
+        values[o.dest] = value
 
 
 class FastCall:
