@@ -53,6 +53,11 @@ def args_file(config: Config, c: Container, rt_argv: list[str]) -> str:
         ["seq", str(c.state.seq)],
         ["attach", attach_name(c.id)],
     ]
+    if c.spec.runtime in ("pallet", "runc") and "--root" in rt_argv:
+        # both keep the exec FIFO in their state directory: the monitor opens it itself,
+        # as `start` would (the engine gives the spec no poststart hooks to run)
+        root = rt_argv[rt_argv.index("--root") + 1]
+        lines.append(["execfifo", f"{root}/{c.id}/exec.fifo"])
     for ln in lines:
         for f in ln:
             if "\t" in f or "\n" in f:

@@ -6,6 +6,8 @@
  * ARGS_FILE has one directive per line, fields separated by TAB:
  *   create  ARGV...    runtime command that creates the container (runc-compatible)
  *   start   ARGV...    runtime command that starts it
+ *   execfifo PATH      start by reading the runtime's exec FIFO instead (what `runc start` does,
+ *                      for runtimes that keep one there and the spec has no poststart hooks)
  *   delete  ARGV...    runtime command that deletes it (between restarts)
  *   exit    ARGV...    command exec'd when the container is finally done (cleanup)
  *   log     PATH       json-file log (Docker's format)
@@ -50,7 +52,7 @@
 struct cmd { char *argv[MAXARGS]; int n; };
 
 static struct cmd c_create, c_start, c_delete, c_exit;
-static char *log_path, *status_path, *pid_path, *stop_path, *attach_name;
+static char *log_path, *status_path, *pid_path, *stop_path, *attach_name, *fifo_path;
 static int tty, keep_stdin, max_retry, restart_count;
 static long seq;
 static char policy[32] = "no";
@@ -79,6 +81,7 @@ static void parse_args_file(const char *path) {
         } else if (nf >= 2 && !strcmp(fields[0], "log")) log_path = xstrdup(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "status")) status_path = xstrdup(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "pidfile")) pid_path = xstrdup(fields[1]);
+        else if (nf >= 2 && !strcmp(fields[0], "execfifo")) fifo_path = xstrdup(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "stopfile")) stop_path = xstrdup(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "tty")) tty = atoi(fields[1]);
         else if (nf >= 2 && !strcmp(fields[0], "stdin")) keep_stdin = atoi(fields[1]);
@@ -240,6 +243,38 @@ static int run_cmd(struct cmd *c, int in, int out, int err) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+static int pid_gone(int pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return !p || p[1] == 0 || p[2] == 'Z' || p[2] == 'X';
+}
+
+/* start: let the created process go by reading its exec FIFO, then remove the FIFO
+ * (the runtime's state is "running" from then on); 0 on success */
+static int fifo_start(int pid) {
+    int fd = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    char c;
+    int rc = -1;
+    for (int i = 0; i < 300; i++) { /* 30 s, checking the process between waits */
+        int n = poll(&p, 1, 100);
+        if (n > 0) { if (read(fd, &c, 1) == 1) rc = 0; break; }
+        if (n < 0 && errno != EINTR) break;
+        if (pid_gone(pid)) break;
+    }
+    close(fd);
+    if (rc == 0) unlink(fifo_path);
+    return rc;
+}
+
 static int read_pid(void) {
     char buf[32] = {0};
     int fd = open(pid_path, O_RDONLY | O_CLOEXEC);
@@ -363,7 +398,7 @@ int main(int argc, char **argv) {
             report("exited", 0, 0, 137, started, now_ns(), -1);
             break;
         }
-        if (pid > 0 && run_cmd(&c_start, devnull, devnull, devnull) != 0) {
+        if (pid > 0 && (fifo_path ? fifo_start(pid) : run_cmd(&c_start, devnull, devnull, devnull)) != 0) {
             kill(pid, SIGKILL);
             pid = -1;
         }
