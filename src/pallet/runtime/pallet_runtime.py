@@ -19,7 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from pallet.errors import CommandCannotRun, CommandNotFound, ContainerNotFound, RuntimeFailure
+from pallet.errors import (
+    CommandCannotRun,
+    CommandNotFound,
+    ContainerNotFound,
+    PalletError,
+    RuntimeFailure,
+)
 from pallet.runtime.base import state_json
 
 TYPE_CHECKING = False
@@ -89,7 +95,8 @@ class PalletRuntime:
         os.replace(tmp, d / "state.json")
 
     def _spawn(self, req: dict[str, Any], stdin: int | None, stdout: int | None,
-               stderr: int | None, join_r: int = -1) -> tuple[int, int]:
+               stderr: int | None, join_r: int = -1,
+               warm: tuple[str, list[str]] | None = None) -> tuple[int, int]:
         """Start the init with ``req``; (init pid, read end of the sync pipe).
 
         ``join_r`` (create): the read end of a pipe on which the container's pid 1 waits
@@ -97,7 +104,7 @@ class PalletRuntime:
         if join_r >= 0:
             req["join_fd"] = join_r
         if _single_threaded():
-            return self._fork(req, stdin, stdout, stderr)
+            return self._fork(req, stdin, stdout, stderr, warm)
         req_r, req_w = os.pipe()
         sync_r, sync_w = os.pipe()
         os.set_inheritable(req_r, True)
@@ -141,8 +148,11 @@ class PalletRuntime:
 
     @staticmethod
     def _fork(req: dict[str, Any], stdin: int | None, stdout: int | None,
-              stderr: int | None) -> tuple[int, int]:
-        """``_spawn`` by fork: the child runs the init on ``req`` as it is."""
+              stderr: int | None, warm: tuple[str, list[str]] | None = None) -> tuple[int, int]:
+        """``_spawn`` by fork: the child runs the init on ``req`` as it is.
+
+        ``warm`` (create): the container's cgroup and its cgroup.procs files; see
+        :func:`_warm_migration`."""
         from pallet.runtime import init
 
         procs = req.pop("cgroup_procs", None) or []
@@ -164,6 +174,8 @@ class PalletRuntime:
             finally:
                 os._exit(1)
         os.close(sync_w)
+        if warm:
+            _warm_migration(pid, *warm)
         if go_r >= 0:
             os.close(go_r)
             try:
@@ -247,7 +259,7 @@ class PalletRuntime:
         # the move before it unshares its cgroup namespace and mounts /sys/fs/cgroup.
         join_r, join_w = os.pipe()
         try:
-            init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r)
+            init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r, (cgroup, procs))
         finally:
             os.close(join_r)
         try:
@@ -553,6 +565,35 @@ def _join(pid: int, procs_files: list[str]) -> None:
     for path in procs_files:
         with open(path, "w") as f:
             f.write(me)
+
+
+def _warm_migration(pid: int, cgroup: str, procs_files: list[str]) -> None:
+    """Move ``pid`` into the cgroup it is already in, on one of the container's hierarchies.
+
+    The first cgroup migration after a quiet spell waits for an RCU grace period
+    (10-15 ms); the ones that follow within about a grace period do not.  Done
+    right after the fork, this wait overlaps the child's own set-up, and moving
+    the container's pid 1 a few milliseconds later is then quick.  Best effort:
+    nothing changes for the process, and any failure only costs the wait later."""
+    from pallet.runtime import cgroups
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            mine = [ln.split(":", 2) for ln in f.read().splitlines() if ln.count(":") >= 2]
+        suffix = cgroups.parse_path(cgroup) + "/cgroup.procs"
+    except (OSError, ValueError, PalletError):
+        return
+    for procs in procs_files:
+        if not procs.endswith(suffix):
+            continue
+        mount = procs[: -len(suffix)]
+        name = os.path.basename(mount)
+        for _hid, controllers, path in mine:
+            v2 = controllers == "" and os.path.exists(mount + "/cgroup.controllers")
+            if controllers == name or v2:
+                with contextlib.suppress(OSError), open(f"{mount}{path.rstrip('/')}/cgroup.procs", "w") as f:
+                    f.write(str(pid))
+                return
 
 
 def _reap_quietly(pid: int) -> None:
