@@ -1,10 +1,15 @@
-"""The step cache index and the --cache-from rule, with a blob store in a temp dir."""
+"""The step cache index, the --cache-from rule (with a blob store in a temp dir) and the
+parser's records kept by Dockerfile content."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pallet.build.cache import StepCache
+import pytest
+
+from pallet.build import parser
+from pallet.build.cache import ParseCache, StepCache
 from pallet.oci import mediatypes as mt
 from pallet.oci.image import ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
@@ -61,3 +66,49 @@ def test_cache_from_rule(tmp_path: Path) -> None:
     # a different base does not match
     other = ImageConfig(diff_ids=(l1.digest,), history=base_hist)
     assert cache.from_sources(other, [l1], mid, "RUN make") is None
+
+
+DOCKERFILE = """# escape=`
+ARG BASE=busybox
+FROM $BASE AS first
+RUN <<EOF
+echo hi
+EOF
+COPY --chown=1:1 --chmod=644 a b/
+ONBUILD RUN true
+FROM first
+CMD ["sh", "-c", "echo `
+  done"]
+"""
+
+
+def test_parse_cache_keeps_the_parsers_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ParseCache(tmp_path).records(DOCKERFILE, "Dockerfile")
+    assert parser.parse(DOCKERFILE, "Dockerfile", first) == parser.parse(DOCKERFILE)
+    calls: list[str] = []
+    real = parser.go_parse
+
+    def counting(text: str, filename: str = "Dockerfile") -> list[dict[str, object]]:
+        calls.append(text)
+        return real(text, filename)
+
+    monkeypatch.setattr(parser, "go_parse", counting)
+    assert ParseCache(tmp_path).records(DOCKERFILE, "Dockerfile") == first
+    assert calls == []  # a kept parse: the parser is not called
+    other = DOCKERFILE.replace("echo hi", "echo ho")
+    recs = ParseCache(tmp_path).records(other, "Dockerfile")
+    assert calls == [other] and parser.parse(other, "Dockerfile", recs) == parser.parse(other)
+
+
+def test_parse_cache_errors_and_damage(tmp_path: Path) -> None:
+    pc = ParseCache(tmp_path)
+    with pytest.raises(parser.ParseError, match="Dockerfile.x:2"):
+        pc.records("FROM busybox\nRUN <<EOF\necho\n", "Dockerfile.x")
+    assert not pc.path.exists()  # an error is not kept
+    pc.records("FROM busybox\n", "Dockerfile")
+    pc.path.write_text('{"x": [1]')  # a damaged file is a miss, then rewritten
+    assert pc.records("FROM busybox\n", "Dockerfile")[0]["cmd"].upper() == "FROM"
+    # records of the wrong shape are not used
+    data = {k: [{"cmd": "RUN"}] for k in json.loads(pc.path.read_text())}
+    pc.path.write_text(json.dumps(data))
+    assert pc.records("FROM busybox\n", "Dockerfile")[0]["value"] == ["busybox"]

@@ -8,27 +8,30 @@ import hashlib
 import json
 import os
 import posixpath
-import secrets as _secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pallet.build import dispatch
 from pallet.build.args import BuildArgs
-from pallet.build.cache import StepCache
-from pallet.build.context import Context
-from pallet.build.copy import HashCache, Plan, Source, TreeSource, plan, plan_digest, write_layer
+from pallet.build.cache import ParseCache, StepCache
 from pallet.build.lex import LexError, expand_word
 from pallet.build.parser import BuildError, Dockerfile, Instruction, ParseError, Stage, parse
-from pallet.build.run import Executor, remove_tree
 from pallet.errors import ImageNotFound
 from pallet.oci import mediatypes as mt
 from pallet.oci.image import DEFAULT_PATH, ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
-from pallet.store import Image, Store
+
+if TYPE_CHECKING:
+    # what only a step that misses the cache needs is imported there (a cached rebuild
+    # never loads the RUN, layer-writing or context-archive machinery)
+    from pallet.build.context import Context
+    from pallet.build.copy import HashCache, Plan
+    from pallet.build.run import Executor
+    from pallet.store import Image, Store
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Builder:
         self.resolve_image = resolve_image or store.images.get
         self.host_platform = host_platform
         self.cache = StepCache(work_dir, store.blobs)
-        self.hashes = HashCache(work_dir / "hashes.json")
+        self._hashes: HashCache | None = None
         self.step = 0
         self.total = 0
         self.tail: list[str] = []
@@ -101,12 +104,20 @@ class Builder:
         self.out.write(line + "\n")
         self.out.flush()
 
-    # -- cache -----------------------------------------------------------------------------
+    @property
+    def hashes(self) -> HashCache:
+        """Content digests of context files, read on the first COPY or ADD."""
+        if self._hashes is None:
+            from pallet.build.copy import HashCache
+
+            self._hashes = HashCache(self.work / "hashes.json")
+        return self._hashes
 
     # -- entry point -----------------------------------------------------------------------
 
     def build(self, ctx: Context, opts: BuildOptions) -> Image:
-        df = parse(ctx.dockerfile_text, ctx.dockerfile_name)
+        text, name = ctx.dockerfile_text, ctx.dockerfile_name
+        df = parse(text, name, ParseCache(self.work).records(text, name))
         self.current_df = df
         self._no_cache = opts.no_cache
         self.cache.sources = []
@@ -145,7 +156,8 @@ class Builder:
             for s in stages:
                 done.append(self._build_stage(df, s, done, args.for_stage(), ctx, opts))
         finally:
-            self.hashes.save()
+            if self._hashes is not None:
+                self._hashes.save()
             self.cache.save()
         final = done[-1]
         unused = args.unused()
@@ -294,7 +306,7 @@ class Builder:
             cfg, layers, cfg_digest = hit
             self.say(" ---> Using cache")
         else:
-            cid = _secrets.token_hex(6)
+            cid = os.urandom(6).hex()
             if layer is None or container:
                 self.say(f" ---> Running in {cid}")
             desc = layer() if layer is not None else None
@@ -328,14 +340,15 @@ class Builder:
         created_by = self._created_by(st, f"WORKDIR {wd}", one_arg=True)
         key = _sha(st.key, created_by, json.dumps(cc.to_dict(), sort_keys=True))
         rel = posixpath.normpath(wd).lstrip("/")
-        lookup = self._image_lookup(st)
-        if rel in ("", ".") or lookup(rel) is not None:
-            return self._advance(st, cc, created_by, key, None, container=True)
 
-        def layer() -> Descriptor:
+        def layer() -> Descriptor | None:
+            # looked up only when the step is not cached (the lookup may unpack the parent)
+            lookup = self._image_lookup(st)
+            if rel in ("", ".") or lookup(rel) is not None:
+                return None
+            from pallet.build.copy import Item, Plan, _add_parents
+
             p = Plan()
-            from pallet.build.copy import Item, _add_parents
-
             p.add(Item(rel, "dir", 0o755, time.time()))
             _add_parents(p, lookup, 0, 0)
             return self._write_plan(p)
@@ -345,6 +358,8 @@ class Builder:
     # -- filesystem of a state -----------------------------------------------------------------
 
     def _image_of(self, st: _State) -> Image:
+        from pallet.store import Image
+
         cfg_desc = Descriptor(mt.OCI_CONFIG, st.image_id or "sha256:" + "0" * 64, 0)
         m = Manifest(media_type=mt.OCI_MANIFEST, config=cfg_desc, layers=tuple(st.layers))
         return Image(id=st.image_id, manifest_digest="", manifest=m, config=st.config)
@@ -380,7 +395,7 @@ class Builder:
     @contextlib.contextmanager
     def _mounted(self, st: _State, writable: bool) -> Iterator[tuple[Path, Path]]:
         """The state's filesystem as an overlay: (rootfs, upper dir)."""
-        tmp = self.work / "tmp" / _secrets.token_hex(8)
+        tmp = self.work / "tmp" / os.urandom(8).hex()
         tmp.mkdir(parents=True)
         rootfs, upper, work = tmp / "rootfs", tmp / "upper", tmp / "work"
         mounted = False
@@ -394,9 +409,13 @@ class Builder:
                 with contextlib.suppress(OSError):
                     self.store.snapshots.unmount(rootfs)
             if not mounted or not os.path.ismount(rootfs):
+                from pallet.build.run import remove_tree
+
                 remove_tree(tmp)
 
     def _write_plan(self, p: Plan) -> Descriptor:
+        from pallet.build.copy import write_layer
+
         with self.store.blobs.writer() as w:
             write_layer(p, w)  # type: ignore[arg-type]
         return Descriptor(mt.OCI_LAYER, w.digest, w.size)
@@ -405,52 +424,12 @@ class Builder:
 
     def _copy(self, df: Dockerfile, st: _State, ins: Instruction, env: dict[str, str],
               done: list[_State], ctx: Context) -> _State:
-        words = [expand_word(a, env, df.escape) for a in ins.args]
-        srcs, dest = words[:-1], words[-1]
-        chown = self._chown(st, expand_word(ins.flag("chown"), env, df.escape)) if ins.flag("chown") else None
-        chmod = None
-        if ins.flag("chmod"):
-            try:
-                chmod = int(expand_word(ins.flag("chmod"), env, df.escape), 8)
-            except ValueError:
-                raise BuildError(f"invalid chmod parameter: {ins.flag('chmod')}") from None
-        heredocs = {h.name: h.content.encode() for h in ins.heredocs}
-        srcs = [s[2:].lstrip("-") if s.startswith("<<") and s[2:].lstrip("-") in heredocs else s for s in srcs]
-        frm = ins.flag("from")
-        downloads: dict[str, tuple[Path, float]] = {}
-        with contextlib.ExitStack() as stack:
-            source: Source | None = ctx if ctx.root is not None else None
-            if frm:
-                if ins.cmd == "ADD":
-                    raise BuildError("ADD does not support the --from flag")
-                src_state = self._from_source(df, st, expand_word(frm, env, df.escape), done)
-                root, _ = stack.enter_context(self._mounted(src_state, writable=False))
-                source = TreeSource(root)
-            if ins.cmd == "ADD":
-                for s in srcs:
-                    if s.startswith(("http://", "https://")):
-                        downloads[s] = self._download(s, stack)
-                want = expand_word(ins.flag("checksum"), env, df.escape) if ins.flag("checksum") else ""
-                if want:
-                    if len(downloads) != 1 or len(srcs) != 1:
-                        raise BuildError("checksum can't be specified for multiple sources or local files")
-                    got = _file_digest(next(iter(downloads.values()))[0])
-                    if got != (want if ":" in want else "sha256:" + want):
-                        raise BuildError(f"digest mismatch {got}: {want}")
-            p = plan(source, srcs, dest, workdir=st.cc.working_dir, chown=chown, chmod=chmod,
-                     is_add=ins.cmd == "ADD", image_stat=self._image_lookup(st), heredocs=heredocs,
-                     downloads=downloads, cmd=ins.cmd)
-            digest = plan_digest(p, self.hashes)
-            kind = p.hash_kind()
-            shown = f"{kind}:{digest.split(':', 1)[1]}"
-            if ins.flag("chown"):
-                # Docker's classic builder writes the flag right against the hash, without a space
-                shown = f"--chown={ins.flag('chown')}{shown}"
-            created_by = self._created_by(st, f"{ins.cmd} {shown} in {dest} ", one_arg=True)
-            key = _sha(st.key, created_by, frm, ins.flag("chown"), ins.flag("chmod"))
-            return self._advance(st, st.cc, created_by, key, lambda: self._write_plan(p))
+        from pallet.build.copystep import copy_step
+
+        return copy_step(self, df, st, ins, env, done, ctx)
 
     def _from_source(self, df: Dockerfile, st: _State, name: str, done: list[_State]) -> _State:
+        """The state a ``--from`` names: an earlier stage, else an image."""
         low = name.lower()
         for d in done:
             if (d.stage.name and d.stage.name == low) or (name.isdigit() and d.stage.index == int(name)):
@@ -463,52 +442,6 @@ class Builder:
         except ImageNotFound:
             raise BuildError(f"invalid from flag value {name}: No such image: {name}") from None
         return _State(st.stage, img.config, list(img.manifest.layers), "", img.id, st.args)
-
-    def _download(self, url: str, stack: contextlib.ExitStack) -> tuple[Path, float]:
-        import email.utils
-        import urllib.request
-
-        tmp = self.work / "tmp" / _secrets.token_hex(8)
-        tmp.mkdir(parents=True)
-        stack.callback(remove_tree, tmp)
-        dst = tmp / "download"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(dst, "wb") as f:  # noqa: S310
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-                lm = r.headers.get("Last-Modified")
-        except OSError as e:
-            raise BuildError(f"failed to download {url}: {e}") from None
-        mtime = time.time()
-        if lm:
-            with contextlib.suppress(TypeError, ValueError):
-                mtime = email.utils.parsedate_to_datetime(lm).timestamp()
-        return dst, mtime
-
-    def _chown(self, st: _State, spec: str) -> tuple[int, int]:
-        user, _, group = spec.partition(":")
-        look = self._image_lookup(st)
-
-        def table(name: str) -> list[list[str]]:
-            for lower in self._lowers(st) if look("etc/" + name) is not None else []:
-                p = lower / "etc" / name
-                if p.is_file():
-                    return [ln.split(":") for ln in p.read_text(errors="replace").splitlines() if ln]
-            return []
-
-        def find(val: str, name: str) -> tuple[int, int]:
-            if val.isdigit():
-                return int(val), -1
-            for row in table(name):
-                if row[0] == val and len(row) > 3:
-                    return int(row[2]), int(row[3]) if name == "passwd" else -1
-            what = f"uid for user {val}: no such user" if name == "passwd" else f"gid for group {val}: no such group"
-            raise BuildError(f"unable to convert uid/gid chown string to host mapping: can't find {what}: {val}")
-
-        uid, _pgid = find(user, "passwd")
-        # as Docker's classic builder: no group means the group of the same name (or number)
-        gid = find(group or user, "group")[0]
-        return uid, max(gid, 0)
 
     # -- RUN ----------------------------------------------------------------------------------
 
@@ -543,10 +476,3 @@ def _short(digest: str) -> str:
 def _first_line(s: Stage, df: Dockerfile) -> str:
     return f"FROM {s.base}" + (f" AS {s.name}" if s.name else "")
 
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()

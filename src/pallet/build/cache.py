@@ -1,6 +1,7 @@
-"""The builder's step cache: step key -> (config blob, layers), kept in the builder's state
-directory (merged under a lock, so concurrent builds keep each other's entries), and
-``--cache-from`` images matched with Docker's rule."""
+"""The builder's caches, kept in its state directory: the step cache (step key -> config blob
+and layers, merged under a lock so concurrent builds keep each other's entries, and
+``--cache-from`` images matched with Docker's rule), and the parser's output by Dockerfile
+content (a rebuild does not load the parser)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pallet.oci.image import ContainerConfig, ImageConfig
 from pallet.oci.manifest import Descriptor
-from pallet.store import BlobStore, Image
+
+if TYPE_CHECKING:
+    from pallet.store import BlobStore, Image
 
 
 class StepCache:
@@ -103,3 +107,58 @@ class StepCache:
                           history=(*state.history, nxt))
             return cfg, layers
         return None
+
+
+class ParseCache:
+    """buildkit's parse of the Dockerfiles built lately, by content and parser version."""
+
+    KEEP = 64
+    FORMAT = "1"  # of the records (pallet.build.parser.go_parse)
+
+    def __init__(self, work_dir: Path) -> None:
+        self.path = work_dir / "parsed.json"
+
+    def records(self, text: str, filename: str) -> list[dict[str, Any]]:
+        """The parser's records of ``text``: kept ones, else parsed now (errors are not kept)."""
+        from pallet.build.parser import go_parse
+
+        key = _parser_key(text)
+        try:
+            data = json.loads(self.path.read_bytes())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        hit = data.get(key)
+        if isinstance(hit, list) and all(isinstance(r, dict) and r.keys() == _FIELDS for r in hit):
+            return hit
+        recs = go_parse(text, filename)
+        data.pop(key, None)
+        data[key] = recs
+        kept = dict(list(data.items())[-self.KEEP:])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".parsed.json.{os.getpid()}")
+            tmp.write_text(json.dumps(kept))
+            os.replace(tmp, self.path)  # not synced: a lost file costs one parse
+        except OSError:
+            pass
+        return recs
+
+
+_FIELDS = {"cmd", "sub_cmd", "json", "original", "line", "flags", "value", "heredocs"}
+
+
+def _parser_key(text: str) -> str:
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("dockerfile")
+    ident = ""
+    if spec is not None and spec.origin:
+        try:
+            st = os.stat(spec.origin)
+            ident = f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            pass
+    return hashlib.sha256(f"{ParseCache.FORMAT}\0{ident}\0{text}".encode()).hexdigest()

@@ -7,10 +7,7 @@ import contextlib
 import fnmatch
 import io
 import os
-import shutil
 import stat
-import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +30,8 @@ class Context:
     _files: list[str] | None = None
 
     def close(self) -> None:
+        import shutil
+
         for p in self._cleanup:
             shutil.rmtree(p, ignore_errors=True)
         self._cleanup.clear()
@@ -151,6 +150,8 @@ def open_context(
         if source == "-":
             data = (stdin or io.BytesIO()).read()
             if _is_tar(data[:512]):
+                import tempfile
+
                 tmp = Path(tempfile.mkdtemp(prefix="pallet-build-ctx-", dir=workdir))
                 cleanup.append(tmp)
                 (tmp / "ctx.tar").write_bytes(data)
@@ -168,6 +169,8 @@ def open_context(
                     head = f.read(512)
                 if not _is_tar(head):
                     raise BuildError(f"unable to prepare context: {source} is not a directory or a tar archive")
+                import tempfile
+
                 tmp = Path(tempfile.mkdtemp(prefix="pallet-build-ctx-", dir=workdir))
                 cleanup.append(tmp)
                 root = _extract_context(p, tmp)
@@ -197,8 +200,11 @@ def open_context(
         ctx = Context(root, df_text, df_name, Matcher(lines), frozenset(), cleanup)
         yield ctx
     finally:
-        for c in cleanup:
-            shutil.rmtree(c, ignore_errors=True)
+        if cleanup:
+            import shutil
+
+            for c in cleanup:
+                shutil.rmtree(c, ignore_errors=True)
 
 
 def is_archive(path: Path) -> bool:
@@ -213,6 +219,8 @@ def is_archive(path: Path) -> bool:
         return False
     if not _is_tar(head):
         return False
+    import tarfile
+
     try:
         with tarfile.open(path, "r:*") as tf:
             return tf.next() is not None

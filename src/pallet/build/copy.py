@@ -8,14 +8,16 @@ import json
 import os
 import posixpath
 import stat
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from pallet.build.parser import BuildError
+
+if TYPE_CHECKING:
+    import tarfile
 
 WILDCARDS = set("*?[")
 
@@ -281,6 +283,8 @@ def plan_digest(p: Plan, cache: HashCache) -> str:
 
 def write_layer(p: Plan, out: BinaryIO) -> None:
     """The layer tar of a plan (entries in path order, parents first)."""
+    import tarfile
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for dest in sorted(p.items, key=lambda d: d.split("/")):
             it = p.items[dest]
@@ -312,6 +316,8 @@ def write_layer(p: Plan, out: BinaryIO) -> None:
 
 def _append_archive(tf: tarfile.TarFile, tarball: Path, dest: str, seen: set[str]) -> None:
     """ADD's auto-extraction: the archive's entries re-rooted at ``dest`` (unsafe ones refused)."""
+    import tarfile
+
     from pallet.errors import UnsafeArchive
 
     with tarfile.open(tarball, "r:*") as src:

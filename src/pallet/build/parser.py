@@ -111,14 +111,28 @@ def directives(text: str) -> dict[str, str]:
     return out
 
 
-def _go_parse(text: str, filename: str) -> tuple[Any, ...]:
+def go_parse(text: str, filename: str = "Dockerfile") -> list[dict[str, Any]]:
+    """buildkit's parse of a Dockerfile as plain records (JSON-able, so a build can keep them)."""
     import dockerfile
 
     try:
-        return tuple(dockerfile.parse_string(text))
+        cmds = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:
         line = _error_line(text)
         raise ParseError(filename, line, str(e)) from None
+    return [
+        {
+            "cmd": str(c.cmd),
+            "sub_cmd": str(c.sub_cmd or ""),
+            "json": bool(c.json),
+            "original": str(c.original),
+            "line": int(c.start_line),
+            "flags": [str(f) for f in c.flags],
+            "value": [str(v) for v in c.value],
+            "heredocs": [[str(h.name), str(h.content), int(h.file_descriptor)] for h in c.heredocs],
+        }
+        for c in cmds
+    ]
 
 
 def _error_line(text: str) -> int:
@@ -155,13 +169,16 @@ def parse_flags(raw: tuple[str, ...], cmd: str, filename: str, line: int) -> dic
     return {k: tuple(v) for k, v in out.items()}
 
 
-def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
-    """Parse a Dockerfile; raises :class:`ParseError` naming ``filename`` and the line."""
+def parse(text: str, filename: str = "Dockerfile", records: list[dict[str, Any]] | None = None) -> Dockerfile:
+    """Parse a Dockerfile; raises :class:`ParseError` naming ``filename`` and the line.
+
+    ``records``: :func:`go_parse`'s result for this text, when the caller kept it.
+    """
     d = directives(text)
     escape = d.get("escape", "\\")
     if escape not in ("\\", "`"):
         raise ParseError(filename, 1, f"invalid ESCAPE '{escape}'. Must be ` or \\")
-    cmds = _go_parse(text, filename)
+    cmds = go_parse(text, filename) if records is None else records
     meta: list[Instruction] = []
     stages: list[Stage] = []
     cur: list[Instruction] | None = None
@@ -172,12 +189,12 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
             stages.append(Stage(len(stages), head[0], head[1], head[2], head[3], tuple(cur)))
 
     for c in cmds:
-        cmd = str(c.cmd).upper()
-        line = int(c.start_line)
+        cmd = c["cmd"].upper()
+        line = c["line"]
         if cmd not in INSTRUCTIONS:
             raise ParseError(filename, line, f"unknown instruction: {cmd}")
-        flags = parse_flags(tuple(c.flags), cmd, filename, line)
-        sub = str(c.sub_cmd or "").upper()
+        flags = parse_flags(tuple(c["flags"]), cmd, filename, line)
+        sub = c["sub_cmd"].upper()
         if cmd == "ONBUILD":
             if sub in ("ONBUILD", "FROM", "MAINTAINER"):
                 raise ParseError(filename, line, f"{sub} isn't allowed as an ONBUILD trigger")
@@ -185,14 +202,12 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
                 raise ParseError(filename, line, f"unknown instruction: {sub}")
         ins = Instruction(
             cmd=cmd,
-            args=tuple(str(v) for v in c.value),
+            args=tuple(c["value"]),
             flags=flags,
-            json=bool(c.json),
-            original=str(c.original),
+            json=c["json"],
+            original=c["original"],
             line=line,
-            heredocs=tuple(
-                Heredoc(h.name, h.content, int(h.file_descriptor)) for h in c.heredocs
-            ),
+            heredocs=tuple(Heredoc(name, content, fd) for name, content, fd in c["heredocs"]),
             sub_cmd=sub,
         )
         _check_args(ins, filename)

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pallet.build.parser import BuildError
-
 # paths the runtime creates as mount points: not part of the layer when they were not in the image
 MOUNT_POINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname", "run/secrets")
 
@@ -38,24 +36,6 @@ class RunRequest:
 
 class Executor(Protocol):
     def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int: ...
-
-
-def parse_mount(spec: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in spec.split(","):
-        k, eq, v = part.partition("=")
-        k = k.strip().lower()
-        out[k] = v if eq else "true"
-    out.setdefault("type", "bind")
-    if "dst" in out:
-        out.setdefault("target", out.pop("dst"))
-    if "destination" in out:
-        out.setdefault("target", out.pop("destination"))
-    if "src" in out:
-        out.setdefault("source", out.pop("src"))
-    if out["type"] not in ("bind", "cache", "secret", "tmpfs", "ssh"):
-        raise BuildError(f"unsupported mount type {out['type']!r}")
-    return out
 
 
 def cleanup_mount_points(upper: Path, in_image: Callable[[str], bool]) -> None:

@@ -1,24 +1,43 @@
 """The RUN instruction of the builder: command line, history record, cache key, mounts and the
-container run over an overlay of the parent's layers."""
+container run over an overlay of the parent's layers (the container machinery is imported only
+when a step misses the cache)."""
 
 from __future__ import annotations
 
 import json
 import os
-import secrets as _secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pallet.build import dispatch
 from pallet.build.lex import expand_word
 from pallet.build.parser import BuildError, Dockerfile, Instruction
-from pallet.build.run import BindMount, RunRequest, cleanup_mount_points, parse_mount, remove_tree
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor
 
 if TYPE_CHECKING:
     from pallet.build.builder import Builder, BuildOptions, _State
     from pallet.build.context import Context
+    from pallet.build.run import BindMount
+
+
+def parse_mount(spec: str) -> dict[str, str]:
+    """The fields of a ``RUN --mount=...`` flag, Docker's aliases folded (src, dst...)."""
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        k, eq, v = part.partition("=")
+        k = k.strip().lower()
+        out[k] = v if eq else "true"
+    out.setdefault("type", "bind")
+    if "dst" in out:
+        out.setdefault("target", out.pop("dst"))
+    if "destination" in out:
+        out.setdefault("target", out.pop("destination"))
+    if "src" in out:
+        out.setdefault("source", out.pop("src"))
+    if out["type"] not in ("bind", "cache", "secret", "tmpfs", "ssh"):
+        raise BuildError(f"unsupported mount type {out['type']!r}")
+    return out
 
 
 def command_of(ins: Instruction, cc: dispatch.ContainerConfig) -> list[str]:
@@ -67,12 +86,13 @@ def run_step(b: Builder, df: Dockerfile, st: _State, ins: Instruction, done: lis
 
 def _execute(b: Builder, st: _State, cmd: list[str], env: dict[str, str], mounts: list[dict[str, str]],
              network: str, done: list[_State], ctx: Context, opts: BuildOptions) -> Descriptor | None:
+    from pallet.build.run import RunRequest, cleanup_mount_points
     from pallet.store.layers import diff
 
     for kv in opts.host_proxy_env:
         k, _, v = kv.partition("=")
         env.setdefault(k, v)
-    cid = _secrets.token_hex(32)
+    cid = os.urandom(32).hex()
     b.say(f" ---> Running in {cid[:12]}")
     lookup = b._image_lookup(st)
     with b._mounted(st, writable=True) as (rootfs, upper), _Extra(b) as extra:
@@ -142,6 +162,8 @@ class _Extra:
 
 def _binds(b: Builder, st: _State, mounts: list[dict[str, str]], done: list[_State], ctx: Context,
            opts: BuildOptions, extra: _Extra) -> list[BindMount]:
+    from pallet.build.run import BindMount, remove_tree
+
     out: list[BindMount] = []
     for m in mounts:
         t = m["type"]
@@ -178,7 +200,7 @@ def _binds(b: Builder, st: _State, mounts: list[dict[str, str]], done: list[_Sta
                 raise BuildError(f"mount source {src_rel} is outside its root")
             out.append(BindMount(str(bsrc), target, m.get("rw", m.get("readwrite", "false")) != "true"))
         elif t == "tmpfs":
-            d = b.work / "tmp" / ("tmpfs-" + _secrets.token_hex(6))
+            d = b.work / "tmp" / ("tmpfs-" + os.urandom(6).hex())
             d.mkdir(parents=True)
             extra.stack.callback(remove_tree, d)
             out.append(BindMount(str(d), target, False))

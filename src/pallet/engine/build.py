@@ -6,18 +6,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
-import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from pallet.build.builder import Builder, BuildOptions
 from pallet.build.context import open_context
-from pallet.build.run import RunRequest
 from pallet.config import Config
 from pallet.engine.images import ImageService, host_arch
-from pallet.store import Image
+
+if TYPE_CHECKING:
+    from pallet.build.run import RunRequest
+    from pallet.store import Image
 
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
@@ -34,6 +34,8 @@ class RuntimeExecutor:
         self.config = config
 
     def run(self, req: RunRequest, output: Callable[[bytes], None]) -> int:
+        import shutil
+
         from pallet.engine.resources import apply_to_spec
         from pallet.engine.runtimes import open_runtime, runtime_name
         from pallet.engine.spec_builder import resolv_conf
@@ -101,6 +103,8 @@ class RuntimeExecutor:
 
 
 def _pump(pid: int, fd: int, output: Callable[[bytes], None]) -> int:
+    import select
+
     status: int | None = None
     eof = False
     while not eof or status is None:
@@ -183,14 +187,15 @@ def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
     """Temporary dirs of builds that died long ago (their overlay may still be mounted)."""
     import time
 
-    from pallet.engine.rootfs import remove_tree
-
+    now = time.time()
     for d in tmp.iterdir():
         try:
-            age = time.time() - d.stat().st_mtime
+            age = now - d.stat().st_mtime
         except OSError:
             continue
         if age > max_age:
+            from pallet.engine.rootfs import remove_tree
+
             remove_tree(d)
 
 
@@ -207,7 +212,7 @@ def prune(config: Config, all_: bool = False) -> int:
         for entry in json.loads((work / "cache.json").read_text()).values():
             candidates.add(str(entry["config"]))
             candidates.update(str(d["digest"]) for d in entry["layers"])
-    for name in ("cache.json", "hashes.json"):
+    for name in ("cache.json", "hashes.json", "parsed.json"):
         p = work / name
         if p.exists():
             total += p.stat().st_size
