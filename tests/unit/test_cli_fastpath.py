@@ -326,3 +326,29 @@ def test_generated_command_lines_reach_the_same_call(recorded: list[tuple[str, A
         assert recorded[0] == recorded[1], args
         compared += 1
     assert compared > 30
+
+
+@pytest.mark.parametrize(("thread", "torn_down"), [(False, False), (True, True)])
+def test_fast_path_skips_the_interpreter_teardown(thread: bool, torn_down: bool) -> None:
+    """As before: os._exit after a command unless a thread or an exit handler is left."""
+    probe = (
+        "import sys, threading\n"
+        "class Witness:\n"
+        "    def __del__(self):\n"
+        "        sys.stdout.write('teardown\\n')\n"
+        "witness = Witness()\n"
+        "import pallet.cli.run_impl as impl\n"
+        "def fake(config, **kw):\n"
+        f"    if {thread}:\n"
+        "        threading.Thread(target=lambda: None).start()\n"
+        "        threading.Thread(target=__import__('time').sleep, args=(0.2,)).start()\n"
+        "    sys.stdout.write('ran\\n')\n"
+        "    return 3\n"
+        "impl.run_container = fake\n"
+        "sys.argv = ['pallet', 'run', '--rm', 'img']\n"
+        "from pallet.cli.main import main\n"
+        "main()\n"
+    )
+    r = _run_python("-c", probe)
+    assert r.returncode == 3, r
+    assert r.stdout.split() == (["ran", "teardown"] if torn_down else ["ran"]), r

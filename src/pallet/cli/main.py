@@ -271,9 +271,9 @@ def _exit_now(code: int) -> None:
     Skipped (normal exit) while another thread lives or an exit handler is registered.
     """
     import atexit
-    import threading
 
-    if threading.active_count() != 1 or atexit._ncallbacks():
+    threading = sys.modules.get("threading")  # not imported: no thread was started through it
+    if (threading is not None and threading.active_count() != 1) or atexit._ncallbacks():
         return
     try:
         sys.stdout.flush()
