@@ -300,3 +300,44 @@ def last_cap() -> int:
 def sethostname(name: str) -> None:
     data = name.encode()
     _check(libc().sethostname(data, len(data)), "sethostname")
+
+
+# -- idmapped mounts (open_tree, mount_setattr, move_mount; Linux >= 5.12) ---
+
+# the same numbers on every architecture of the unified syscall table
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_MOUNT_SETATTR = 442
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x100000
+_AT_FDCWD = -100
+
+
+def open_tree(path: str, flags: int = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC, dirfd: int = _AT_FDCWD) -> int:
+    """A descriptor of the mount at ``path`` (with OPEN_TREE_CLONE: a detached copy of it)."""
+    return _check(libc().syscall(_SYS_OPEN_TREE, dirfd, _b(path), flags), "open_tree", path)
+
+
+def mount_setattr_idmap(mount_fd: int, userns_fd: int, recursive: bool = False) -> None:
+    """Make the detached mount ``mount_fd`` an idmapped mount: ids on disk are shown
+    (and written) through the mappings of the user namespace ``userns_fd``."""
+    import ctypes
+
+    class MountAttr(ctypes.Structure):
+        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+    attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    _check(libc().syscall(_SYS_MOUNT_SETATTR, mount_fd, b"", flags, ctypes.byref(attr),
+                          ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
+
+
+def move_mount(mount_fd: int, target: str) -> None:
+    """Attach the detached mount ``mount_fd`` at ``target``."""
+    _check(libc().syscall(_SYS_MOVE_MOUNT, mount_fd, b"", _AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH),
+           "move_mount", target)
