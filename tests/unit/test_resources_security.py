@@ -160,7 +160,6 @@ def test_devices() -> None:
 
 def test_userns_modes() -> None:
     assert r.parse_flags(userns="host") == {"UsernsMode": "host"}
-    with pytest.raises(InvalidArgument, match="not supported yet"):
-        r.parse_flags(userns="auto:size=65536")
+    assert r.parse_flags(userns="auto:size=65536") == {"UsernsMode": "auto:size=65536"}
     with pytest.raises(InvalidArgument, match='invalid USER mode "bogus"'):
         r.parse_flags(userns="bogus")

@@ -237,6 +237,10 @@ class ContainerService:
             if image_volumes:
                 c = self._anonymous_volumes(c, image_volumes)
             c = self._named_volumes(c)
+            if spec.resources.get("UsernsMode") not in (None, "", "host"):
+                from pallet.engine.userns import setup_container
+
+                setup_container(self.config, c)  # its own range of subordinate ids
         except BaseException:
             self.store.release(name, cid)
             self._drop(cid)
@@ -505,6 +509,10 @@ class ContainerService:
         self.cleanup(c)
         self._network_forget(c)
         self.store.remove_record(c)
+        if c.spec.resources.get("UsernsMode") not in (None, "", "host"):
+            from pallet.engine.userns import release_container
+
+            release_container(self.config, c)
         if volumes or c.spec.auto_remove:
             self._remove_anonymous_volumes(c)
 

@@ -28,6 +28,7 @@ class Images:
         from pallet.store.images import ImageStore
         from pallet.store.snapshots import SnapshotStore
 
+        self.config = config
         root = config.root / "store"
         blobs = BlobStore(root)
         self.images = ImageStore(root, blobs)
@@ -40,11 +41,31 @@ class Images:
         return ImageInfo(str(img.id), img.config, img)
 
     def mount(self, info: ImageInfo, upper: Path, work: Path, target: Path) -> None:
+        """Mount the container's rootfs at ``target``.  A remapped container (its
+        directory, ``upper``'s parent, records a user namespace range) gets its
+        layers through idmapped mounts, and its upper directory (the top of its
+        rootfs) belongs to its mapped root."""
         lowers = self.snapshots.ensure(info.handle)
         upper.mkdir(mode=0o755, exist_ok=True)
         work.mkdir(mode=0o700, exist_ok=True)
         target.mkdir(mode=0o755, exist_ok=True)
-        self.snapshots.mount(lowers, upper, work, target)
+        if not (upper.parent / "userns.json").exists():  # userns.RECORD (not imported on the run path)
+            self.snapshots.mount(lowers, upper, work, target)
+            return
+        from pallet.engine import userns
+
+        rng = userns.prepare_container(self.config, upper.parent)
+        if rng is None:
+            self.snapshots.mount(lowers, upper, work, target)
+            return
+        st = upper.stat()
+        if (st.st_uid, st.st_gid) != (rng.uid, rng.gid):
+            os.chown(upper, rng.uid, rng.gid)
+        fd = userns.userns_fd(rng)
+        try:
+            self.snapshots.mount_idmapped(lowers, upper, work, target, fd)
+        finally:
+            os.close(fd)
 
 
 def is_mountpoint(path: Path) -> bool:

@@ -13,6 +13,7 @@ import json
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pallet.errors import InvalidArgument
@@ -167,19 +168,14 @@ def device_cgroup_rule(rule: str) -> dict[str, Any]:
 
 
 def parse_userns(value: str | None) -> str:
-    """``--userns``: "" or "host" (the host's user namespace, Docker's only value).
+    """``--userns``: "" or "host" (the host's user namespace), "auto" or
+    "auto:size=N" (a private range of subordinate ids, podman's syntax; see
+    :mod:`pallet.engine.userns`).  The mode is kept as given."""
+    from pallet.engine.userns import parse_size
 
-    "auto" (a private range of subordinate ids, as podman does) is recognised
-    and refused: remapping needs the image's files owned by that range
-    (idmapped mounts, which runc 1.1 lacks, or a chowned copy), which the engine
-    does not prepare yet; accepting it silently would leave the container's
-    root the host's root."""
     v = (value or "").strip()
-    if v in ("", "host"):
-        return v
-    if v == "auto" or v.startswith("auto:"):
-        raise InvalidArgument("--userns=auto: user namespace remapping is not supported yet")
-    raise InvalidArgument(f'invalid USER mode "{v}"')
+    parse_size(v)
+    return v
 
 
 def parse_flags(
@@ -218,6 +214,11 @@ def parse_flags(
     mode = parse_userns(userns)
     if mode:
         hc["UsernsMode"] = mode
+        if privileged and mode != "host":
+            raise InvalidArgument(
+                "privileged mode is incompatible with user namespaces.  You must run the container "
+                "in the host namespace when running privileged mode"
+            )
     return hc
 
 
@@ -282,8 +283,13 @@ def apply(
     stat: Callable[[str], os.stat_result] = os.stat,
     host_devices: Callable[[], list[dict[str, Any]]] | None = None,
     available_caps: Iterable[str] | None = None,
+    userns_range: Callable[[str], Any] | None = None,
 ) -> None:
-    """Write ``hc``'s security settings into the OCI ``spec`` (in place)."""
+    """Write ``hc``'s security settings into the OCI ``spec`` (in place).
+
+    A remapped container (``UsernsMode`` auto) gets a user namespace with its
+    range, read by ``userns_range(root path)`` (default: the record in the
+    container directory that holds the rootfs)."""
     privileged = bool(hc.get("Privileged"))
     caps = capabilities(
         hc.get("CapAdd") or (), hc.get("CapDrop") or (), privileged=privileged, available=available_caps
@@ -348,6 +354,18 @@ def apply(
         if _opt(hc, "systempaths") == "unconfined":
             linux["maskedPaths"] = []
             linux["readonlyPaths"] = []
+    if (hc.get("UsernsMode") or "host") != "host":
+        _apply_userns(spec, userns_range)
+
+
+def _apply_userns(spec: dict[str, Any], userns_range: Callable[[str], Any] | None) -> None:
+    from pallet.engine import userns
+
+    root = str((spec.get("root") or {}).get("path") or "")
+    rng = userns_range(root) if userns_range else userns.load(Path(root).parent)
+    if rng is None:
+        raise InvalidArgument("--userns=auto: this container has no user namespace range (recreate it)")
+    userns.apply(spec, rng)
 
 
 def device_node(host: str, target: str, *, stat: Callable[[str], os.stat_result] = os.stat) -> dict[str, Any]:
