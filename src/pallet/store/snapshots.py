@@ -217,6 +217,61 @@ class SnapshotStore:
             os.fchdir(old)
             os.close(old)
 
+    def mount_idmapped(
+        self,
+        lowerdirs: builtins.list[Path],
+        upper: Path,
+        work: Path,
+        target: Path,
+        userns_fd: int,
+    ) -> None:
+        """Like :meth:`mount`, with every lower layer seen through an idmapped mount of
+        the user namespace ``userns_fd``: a file owned by id N on disk appears owned by
+        whatever N maps to in that namespace (a remapped container's range).
+
+        Each layer is cloned (open_tree), idmapped (mount_setattr) and attached
+        (move_mount) below a private directory beside ``target``; the overlay takes
+        its own private copies of its layers, so those attachments are unmounted and
+        the directory removed right after the overlay is mounted.  The upper layer
+        is not idmapped: what the container writes is stored with host ids."""
+        import shutil
+
+        lowers = list(lowerdirs) or [self.empty_dir()]
+        Path(upper).mkdir(parents=True, exist_ok=True)
+        Path(work).mkdir(parents=True, exist_ok=True)
+        Path(target).mkdir(parents=True, exist_ok=True)
+        staging = Path(target).absolute().parent / f".idmap-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        attached: builtins.list[str] = []
+        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i, lower in enumerate(lowers):
+                point = staging / str(i)
+                point.mkdir()
+                fd = syscalls.open_tree(str(Path(lower).absolute()))
+                try:
+                    syscalls.mount_setattr_idmap(fd, userns_fd)
+                    syscalls.move_mount(fd, str(point))
+                finally:
+                    os.close(fd)
+                attached.append(str(point))
+            # short relative lower paths (from the staging directory) keep the options small
+            options = "lowerdir=" + ":".join(str(i) for i in range(len(lowers)))
+            options += f",upperdir={Path(upper).absolute()},workdir={Path(work).absolute()}"
+            options += ",index=off,redirect_dir=off,metacopy=off"
+            if len(options) > _MAX_OPTIONS:
+                raise InvalidData(f"too many layers to mount ({len(lowers)})")
+            os.chdir(staging)
+            syscalls.mount("overlay", str(Path(target).absolute()), "overlay", 0, options)
+        finally:
+            os.fchdir(old)
+            os.close(old)
+            for attached_at in reversed(attached):
+                with contextlib.suppress(OSError):
+                    syscalls.umount(attached_at, syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+            shutil.rmtree(staging, ignore_errors=True)
+
     def unmount(self, target: Path) -> None:
         try:
             syscalls.umount(str(target), syscalls.UMOUNT_NOFOLLOW)
