@@ -352,3 +352,22 @@ def test_fast_path_skips_the_interpreter_teardown(thread: bool, torn_down: bool)
     r = _run_python("-c", probe)
     assert r.returncode == 3, r
     assert r.stdout.split() == (["ran", "teardown"] if torn_down else ["ran"]), r
+
+
+def test_the_fast_path_modules_stay_lean() -> None:
+    """The modules run's command line goes through import no click, typing or dataclasses."""
+    r = _run_python("-c", "import sys, pallet.cli.main, pallet.cli.run_options, pallet.cli.run_impl; "
+                          "print(sorted(m for m in ('click', 'typing', 'dataclasses', 'threading') "
+                          "if m in sys.modules))")
+    assert r.stdout.strip() == "[]", r
+
+
+def test_no_layer_below_the_cli_imports_click() -> None:
+    """The engine and everything under it never bring click onto the run path."""
+    import re
+
+    src = Path(cli_main.__file__).resolve().parents[1]
+    uses = re.compile(r"^\s*(import click|from click\b)", re.M)
+    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
+                 if p.parts[len(src.parts)] not in ("cli", "api") and uses.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
