@@ -355,3 +355,12 @@ def apply(spec: dict[str, Any], rng: Range) -> None:
     linux["namespaces"] = [{"type": "user"}, *ns]
     linux["uidMappings"] = rng.uid_mappings()
     linux["gidMappings"] = rng.gid_mappings()
+    own_netns = any(n.get("type") == "network" and not n.get("path") for n in ns)
+    if not own_netns:
+        # sysfs can only be mounted by the owner of the network namespace: a container
+        # that joins one made by the engine (or the host's) gets the host's /sys bound
+        # read-only instead, as podman does
+        for m in spec.get("mounts") or []:
+            if m.get("type") == "sysfs":
+                keep = [o for o in m.get("options") or [] if o in ("nosuid", "noexec", "nodev")]
+                m.update(type="bind", source="/sys", options=["rbind", *keep, "ro"])
