@@ -10,7 +10,6 @@ but only when given with ``--build-arg``; ENV of the same name wins over an ARG.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 BUILTIN = frozenset({
     "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -18,12 +17,18 @@ BUILTIN = frozenset({
 })
 
 
-@dataclass
 class BuildArgs:
-    options: dict[str, str | None]  # --build-arg values (None: "--build-arg X" with X unset)
-    meta: dict[str, str | None] = field(default_factory=dict)
-    allowed: dict[str, str | None] = field(default_factory=dict)  # declared in this stage
-    referenced: set[str] = field(default_factory=set)
+    __slots__ = ("allowed", "meta", "options", "referenced")
+
+    def __init__(self, options: dict[str, str | None], meta: dict[str, str | None] | None = None,
+                 allowed: dict[str, str | None] | None = None, referenced: set[str] | None = None) -> None:
+        self.options = options  # --build-arg values (None: "--build-arg X" with X unset)
+        self.meta: dict[str, str | None] = {} if meta is None else meta
+        self.allowed: dict[str, str | None] = {} if allowed is None else allowed  # declared in this stage
+        self.referenced: set[str] = set() if referenced is None else referenced
+
+    def __repr__(self) -> str:
+        return f"BuildArgs(options={self.options!r}, meta={self.meta!r}, allowed={self.allowed!r})"
 
     def for_stage(self) -> BuildArgs:
         """A fresh scope for a new stage (meta args and options carry over)."""

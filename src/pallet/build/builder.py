@@ -50,15 +50,20 @@ class BuildOptions:
     host_proxy_env: tuple[str, ...] = ()  # KEY=value given to RUN, as Docker's proxy build args
 
 
-@dataclass
 class _State:
-    stage: Stage
-    config: ImageConfig
-    layers: list[Descriptor]
-    key: str
-    image_id: str
-    args: BuildArgs
-    cmd_set: bool = False
+    """Where a stage's build is: its config and layers so far, the last step's cache key."""
+
+    __slots__ = ("args", "cmd_set", "config", "image_id", "key", "layers", "stage")
+
+    def __init__(self, stage: Stage, config: ImageConfig, layers: list[Descriptor], key: str, image_id: str,
+                 args: BuildArgs, cmd_set: bool = False) -> None:
+        self.stage = stage
+        self.config = config
+        self.layers = layers
+        self.key = key
+        self.image_id = image_id
+        self.args = args
+        self.cmd_set = cmd_set
 
     @property
     def cc(self) -> ContainerConfig:
@@ -143,7 +148,7 @@ class Builder:
                 for k, v in sorted(opts.labels.items())
             )
             s = stages[-1]
-            stages[-1] = replace(s, instructions=(*s.instructions, *extra))
+            stages[-1] = s.with_instructions((*s.instructions, *extra))
         self.total = len(df.meta_args) + sum(1 + len(s.instructions) for s in stages)
         args = BuildArgs(dict(opts.build_args))
         self.step = 0

@@ -9,7 +9,6 @@ import io
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,15 +18,20 @@ from pallet.build.parser import BuildError
 WILDCARDS = set("*?[")
 
 
-@dataclass
 class Context:
-    root: Path | None  # None: no context (a Dockerfile on stdin)
-    dockerfile_text: str
-    dockerfile_name: str  # as errors show it
-    matcher: Matcher
-    ignored_always: frozenset[str] = field(default_factory=frozenset)  # Dockerfile, .dockerignore
-    _cleanup: list[Path] = field(default_factory=list)
-    _files: list[str] | None = None
+    """A build's context (its files and ignore rules) and its Dockerfile."""
+
+    __slots__ = ("_cleanup", "_files", "dockerfile_name", "dockerfile_text", "ignored_always", "matcher", "root")
+
+    def __init__(self, root: Path | None, dockerfile_text: str, dockerfile_name: str, matcher: Matcher,
+                 ignored_always: frozenset[str] = frozenset(), cleanup: list[Path] | None = None) -> None:
+        self.root = root  # None: no context (a Dockerfile on stdin)
+        self.dockerfile_text = dockerfile_text
+        self.dockerfile_name = dockerfile_name  # as errors show it
+        self.matcher = matcher
+        self.ignored_always = ignored_always  # Dockerfile, .dockerignore
+        self._cleanup: list[Path] = [] if cleanup is None else cleanup
+        self._files: list[str] | None = None
 
     def close(self) -> None:
         import shutil

@@ -10,7 +10,6 @@ import posixpath
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -72,25 +71,37 @@ class TreeSource:
         return self.root if rel == "." else self.root / rel
 
 
-@dataclass
 class Item:
-    dest: str  # path in the image, relative ("app/x")
-    kind: str  # file | dir | symlink | data | archive
-    mode: int
-    mtime: float
-    uid: int = 0
-    gid: int = 0
-    src: Path | None = None
-    linkname: str = ""
-    data: bytes = b""
-    size: int = 0
+    """One entry of the layer a COPY/ADD writes."""
+
+    __slots__ = ("data", "dest", "gid", "kind", "linkname", "mode", "mtime", "size", "src", "uid")
+
+    def __init__(self, dest: str, kind: str, mode: int, mtime: float, uid: int = 0, gid: int = 0,
+                 src: Path | None = None, linkname: str = "", data: bytes = b"", size: int = 0) -> None:
+        self.dest = dest  # path in the image, relative ("app/x")
+        self.kind = kind  # file | dir | symlink | data | archive
+        self.mode = mode
+        self.mtime = mtime
+        self.uid = uid
+        self.gid = gid
+        self.src = src
+        self.linkname = linkname
+        self.data = data
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"Item({self.dest!r}, {self.kind}, {self.mode:o}, {self.uid}:{self.gid}, src={self.src})"
 
 
-@dataclass
 class Plan:
-    items: dict[str, Item] = field(default_factory=dict)
-    archives: list[tuple[Path, str]] = field(default_factory=list)  # (tarball, dest dir)
-    kinds: list[str] = field(default_factory=list)  # "file" or "dir" per resolved source
+    """What a COPY/ADD adds: items by destination, archives ADD extracts, the sources' kinds."""
+
+    __slots__ = ("archives", "items", "kinds")
+
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.archives: list[tuple[Path, str]] = []  # (tarball, dest dir)
+        self.kinds: list[str] = []  # "file" or "dir" per resolved source
 
     def hash_kind(self) -> str:
         """Docker's label of the sources in history: file:, dir: or multi:."""

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Pattern:
-    text: str  # cleaned, without the "!"
-    exclusion: bool  # a "!" exception
-    regex: re.Pattern[str]
-    dirs: tuple[str, ...]  # its path elements (for "could an exception match below this dir")
+    __slots__ = ("dirs", "exclusion", "regex", "text")
+
+    def __init__(self, text: str, exclusion: bool, regex: re.Pattern[str], dirs: tuple[str, ...]) -> None:
+        self.text = text  # cleaned, without the "!"
+        self.exclusion = exclusion  # a "!" exception
+        self.regex = regex
+        self.dirs = dirs  # its path elements (for "could an exception match below this dir")
+
+    def __repr__(self) -> str:
+        return f"Pattern({'!' if self.exclusion else ''}{self.text})"
 
 
 def read_patterns(text: str) -> list[str]:
