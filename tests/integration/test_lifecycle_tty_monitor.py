@@ -165,3 +165,27 @@ def test_attach_to_a_tty_container(p: Pallet, request: pytest.FixtureRequest) ->
     out, rc = in_pty(p, "attach", "ti", on_ready=b"", then=b"echo hello-$((1+2)); exit 7\r")
     assert rc == 7, out
     assert b"hello-3" in out
+
+
+@pytest.mark.parametrize("monitor", ["c", "python"])
+def test_detached_start_failure_and_parentage(p: Pallet, monitor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run -d` of a missing command: Docker's 127 and one line, the container left Created,
+    nothing running; a good one runs as the child of its monitor (who reaps it)."""
+    if monitor == "python":
+        monkeypatch.setenv("PALLET_MONITOR", "python")
+    elif not (Path(os.sys.executable).parent / "pallet-monitor").exists():  # type: ignore[attr-defined]
+        pytest.skip("the C monitor is not built (no C compiler when setup ran)")
+    r = p("run", "-d", "--name", "nf", IMG, "nosuchcmd")
+    assert r.rc == 127, r
+    assert r.out == "" and len(r.err.strip().splitlines()) == 1 and "nosuchcmd" in r.err, r
+    assert p.ok("inspect", "-f", "{{.State.Status}} {{.State.Running}}", "nf").strip() == "created false"
+    p.ok("rm", "nf")
+    cid = p.ok("run", "-d", "--name", "kid", IMG, "sleep", "30").strip()
+    import json
+
+    st = json.loads((p.root / "containers" / cid / "state.json").read_text())
+    with open(f"/proc/{st['pid']}/stat") as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    assert ppid == st["monitor_pid"]
+    p.ok("rm", "-f", "kid")
+    assert eventually(lambda: not os.path.exists(f"/proc/{st['monitor_pid']}"))

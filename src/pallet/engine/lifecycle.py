@@ -121,13 +121,11 @@ def _etc_files(svc: ContainerService, c: Container, hostname: str, ip: str = "")
 
 def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
     """Mount the rootfs and write the bundle; on failure leave nothing mounted."""
-    from pallet.engine.rootfs import Images, is_mountpoint, unmount_all
+    from pallet.engine.rootfs import is_mountpoint, unmount_all
 
     rootfs = c.rootfs
-    images = Images(svc.config)
-    info = images.get(c.spec.image_id)
     if not is_mountpoint(rootfs):
-        images.mount(info, c.dir / "upper", c.dir / "work", rootfs)
+        svc.images().mount(svc.image(c.spec.image_id), c.dir / "upper", c.dir / "work", rootfs)
     with svc.store.locked(c.id):
         cur = svc.store.load(c.id)
         c = svc.store.save_state(cur, replace(cur.state, mounted=True))
@@ -268,21 +266,24 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(c.dir / "monitor.json")
     c, bundle = prepare(svc, c)
-    del bundle
     r, w = os.pipe()
     try:
         os.set_inheritable(w, True)
         argv = monitor_argv(svc, c, w)
-        devnull = os.open(os.devnull, os.O_RDWR)
+        from pallet.engine.monitor_c import spawn_adopting
+
+        adopted = spawn_adopting(svc.config, c, bundle, argv, w)
+        devnull = os.open(os.devnull, os.O_RDWR) if adopted is None else -1
         try:
-            mpid = os.posix_spawn(
+            mpid = adopted if adopted is not None else os.posix_spawn(
                 argv[0], argv, os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
                               (os.POSIX_SPAWN_DUP2, devnull, 2)],
                 setsid=True,
             )
         finally:
-            os.close(devnull)
+            if devnull >= 0:
+                os.close(devnull)
         os.close(w)
         w = -1
         msg = _read_all(r)

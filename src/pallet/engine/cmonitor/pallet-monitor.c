@@ -1,7 +1,12 @@
 /*
  * pallet-monitor: the small parent of one detached container (like conmon).
  *
- * Usage: pallet-monitor ARGS_FILE SYNC_FD
+ * Usage: pallet-monitor ARGS_FILE SYNC_FD [PID OUT_FD ERR_FD IN_FD MASTER_FD]
+ *
+ * With the last five, the first instance is already created (by the process that
+ * exec'd this one, a child subreaper, so the container's pid 1 is our child): its pid,
+ * the read ends of its stdout/stderr pipes, the write end of its stdin pipe and its
+ * pty master, -1 for those it has not.  Restarts use the create command.
  *
  * ARGS_FILE has one directive per line, fields separated by TAB:
  *   create  ARGV...    runtime command that creates the container (runc-compatible)
@@ -324,10 +329,16 @@ static void sleep_ms(long ms) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: pallet-monitor ARGS_FILE SYNC_FD\n"); return 125; }
+    if (argc < 3) { fprintf(stderr, "usage: pallet-monitor ARGS_FILE SYNC_FD [PID OUT ERR IN MASTER]\n"); return 125; }
     parse_args_file(argv[1]);
     int sync_fd = atoi(argv[2]);
     fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
+    int adopt[5] = { -1, -1, -1, -1, -1 }; /* pid, stdout, stderr, stdin, pty master */
+    if (argc >= 8)
+        for (int i = 0; i < 5; i++) {
+            adopt[i] = atoi(argv[3 + i]);
+            if (i && adopt[i] >= 0) fcntl(adopt[i], F_SETFD, FD_CLOEXEC);
+        }
     if (!c_create.n || !c_start.n || !status_path || !pid_path) { sync_error(sync_fd, "bad monitor arguments", 125); return 125; }
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -347,7 +358,10 @@ int main(int argc, char **argv) {
         char sockdir[64] = "", sockpath[128] = "";
         struct cmd create = c_create;
         char *extra[3];
-        if (tty) {
+        int adopted = first && adopt[0] > 0;
+        if (adopted) {
+            out_r = adopt[1]; err_r = adopt[2]; in_w = adopt[3]; master = adopt[4];
+        } else if (tty) {
             snprintf(sockdir, sizeof sockdir, "/tmp/pallet-mon-XXXXXX");
             if (!mkdtemp(sockdir)) { if (first) sync_error(sync_fd, "cannot make console socket", 125); return 125; }
             snprintf(sockpath, sizeof sockpath, "%s/c.sock", sockdir);
@@ -375,13 +389,16 @@ int main(int argc, char **argv) {
                 in_r = p3[0]; in_w = p3[1];
             }
         }
-        unlink(pid_path);
-        int rc = run_cmd(&create, in_r, tty ? devnull : out_w, tty ? devnull : err_w);
-        if (out_w >= 0) close(out_w);
-        if (err_w >= 0) close(err_w);
-        if (in_r != devnull) close(in_r);
-        int pid = rc == 0 ? read_pid() : -1;
-        if (pid > 0 && tty) {
+        int rc = 0, pid = adopt[0];
+        if (!adopted) {
+            unlink(pid_path);
+            rc = run_cmd(&create, in_r, tty ? devnull : out_w, tty ? devnull : err_w);
+            if (out_w >= 0) close(out_w);
+            if (err_w >= 0) close(err_w);
+            if (in_r != devnull) close(in_r);
+            pid = rc == 0 ? read_pid() : -1;
+        }
+        if (pid > 0 && tty && !adopted) {
             master = recv_fd(sock);
             close(sock);
             unlink(sockpath);
