@@ -45,6 +45,18 @@ def median_time(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
+def median_detached(start: list[str], remove: list[str], runs: int, env: dict[str, str] | None = None) -> float:
+    """Median wall time of ``start`` (a ``run -d``); each container is removed, untimed."""
+    times = []
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        cid = run(start, env=env).stdout.decode().strip()
+        if i:  # the first warms caches
+            times.append(time.perf_counter() - t)
+        run([*remove, cid], env=env)
+    return statistics.median(times)
+
+
 def runc_bundle(work: Path, tar: Path) -> Path:
     b = work / "bundle"
     (b / "rootfs").mkdir(parents=True)
@@ -96,6 +108,7 @@ def main() -> int:
             rows.append(("pallet --runtime runc run --rm", median_time(lambda: run(prc), args.runs)))
 
         podman_t = None
+        podman_d = 0.0
         if shutil.which("podman"):
             conf = work / "containers.conf"
             conf.write_text("[containers]\ndefault_ulimits = []\n")  # the host's limits: runc cannot raise them
@@ -107,10 +120,14 @@ def main() -> int:
                 pcmd = [*pr, "run", "--rm", "--network", "none", "bench:busybox", "true"]
                 podman_t = median_time(lambda: run(pcmd, env=penv), args.runs)
                 rows.append(("podman --runtime runc run --rm", podman_t))
+                podman_d = median_detached([*pr, "run", "-d", "--network", "none", "bench:busybox", "sleep", "60"],
+                                           [*pr, "rm", "-f", "-t", "0"], args.runs, env=penv)
             except subprocess.CalledProcessError as e:
                 print(f"podman unusable here: {e.stderr.decode(errors='replace')[-300:]}")
             finally:
                 subprocess.run([*pr, "system", "reset", "-f"], capture_output=True, env=penv)
+        pallet_d = median_detached([*base, "run", "-d", "--network", "none", "bench:busybox", "sleep", "60"],
+                                   [*base, "rm", "-f"], args.runs)
         runc_t = None
         if shutil.which("runc"):
             b = runc_bundle(work, tar)
@@ -135,6 +152,11 @@ def main() -> int:
         if podman_t:
             print(f"  target: pallet <= 0.40x podman ({0.4 * podman_t * 1000:.0f} ms); "
                   f"measured {pallet_t / podman_t:.2f}x")
+        print(f"\nrun -d --network none IMG sleep 60 (until the ID is printed): median of {args.runs} runs")
+        print(f"  {'pallet run -d':42s} {pallet_d * 1000:8.1f} ms"
+              + (f"   {pallet_d / podman_d:.2f}x podman" if podman_t else ""))
+        if podman_t:
+            print(f"  {'podman --runtime runc run -d':42s} {podman_d * 1000:8.1f} ms")
 
         # -- concurrency -------------------------------------------------------------------
         n = args.concurrent
