@@ -341,3 +341,12 @@ def move_mount(mount_fd: int, target: str) -> None:
     """Attach the detached mount ``mount_fd`` at ``target``."""
     _check(libc().syscall(_SYS_MOVE_MOUNT, mount_fd, b"", _AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH),
            "move_mount", target)
+
+
+PR_SET_DUMPABLE = 4
+
+
+def set_dumpable(on: bool = True) -> None:
+    """A process that changed its ids is not dumpable: its /proc files then belong to the
+    root of the namespace it was started in (not the container's), until it is set again."""
+    _check(libc().prctl(PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
