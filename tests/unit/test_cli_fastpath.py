@@ -371,3 +371,30 @@ def test_no_layer_below_the_cli_imports_click() -> None:
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if p.parts[len(src.parts)] not in ("cli", "api") and uses.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize("raised", [
+    "pallet.errors.ImageNotFound('nosuch:img')",
+    "pallet.errors.CommandNotFound('nope')",
+    "OSError(2, 'No such file or directory', '/x')",
+    "BrokenPipeError(32, 'Broken pipe')",
+    "KeyboardInterrupt()",
+    "EOFError()",
+])
+def test_exceptions_end_the_same_way_on_both_paths(raised: str) -> None:
+    """Exit code and stderr of each exception the command may raise, with and without click."""
+    def probe(force_click: bool) -> str:
+        return (
+            "import sys, pallet.errors\n"
+            "import pallet.cli.run_impl as impl, pallet.cli.run_options as opts\n"
+            f"def boom(config, **kw): raise {raised}\n"
+            "impl.run_container = boom\n"
+            + ("opts.parse_command_line = lambda a, environ=None: None\n" if force_click else "")
+            + "sys.argv = ['pallet', 'run', 'img']\n"
+            "from pallet.cli.main import main\n"
+            "main()\n"
+        )
+
+    fast, slow = _run_python("-c", probe(False)), _run_python("-c", probe(True))
+    assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr), (fast, slow)
+    assert "Traceback" not in fast.stderr
