@@ -161,14 +161,19 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, map errors to one stderr line and Docker's exit codes.
 
     ``run`` and ``create`` with options pallet is sure to read exactly as click
-    would are parsed here without importing click (see ``pallet.cli.run_options``);
-    every other command line, and every doubtful one, goes to click.
+    would are parsed here without importing click (see ``pallet.cli.run_options``),
+    and so is ``build`` (``pallet.cli.build_options``); every other command line,
+    and every doubtful one, goes to click.
     """
     from pallet.cli.run_options import parse_command_line
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or "-D" in args or bool(os.environ.get("PALLET_DEBUG"))
     fast = parse_command_line(args)
+    if fast is None and "build" in args:
+        from pallet.cli.build_options import parse_build_line
+
+        fast = parse_build_line(args)
     if fast is not None and TOP_LEVEL.get(fast.command) == f"{fast.command}:{fast.command}":
         rc = _guarded(lambda: _call_fast(fast), debug)
     else:
@@ -193,6 +198,10 @@ def _call_fast(fast: FastCall) -> int:
 
     try:
         config = Config.from_env(root=fast.root, runtime=fast.runtime, debug=fast.debug)
+        if fast.command == "build":
+            from pallet.cli.build_impl import build_image
+
+            return build_image(config, **fast.params)
         if fast.command == "run":
             from pallet.cli.run_impl import run_container
 
