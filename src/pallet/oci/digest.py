@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import BinaryIO
 
@@ -38,11 +37,15 @@ def encoded(digest: str) -> str:
 
 
 def of_bytes(data: bytes) -> str:
+    import hashlib  # on first use: hashlib loads OpenSSL, which a lookup does not need
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def of_file(f: BinaryIO, bufsize: int = 1 << 20) -> tuple[str, int]:
     """Digest and size of everything readable from ``f``."""
+    import hashlib
+
     h = hashlib.sha256()
     n = 0
     while True:
