@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,8 @@ class BlobWriter:
     """Streams bytes into an ingest file while hashing them."""
 
     def __init__(self, fd: int, path: Path) -> None:
+        import hashlib  # on first write: reading blobs does not need OpenSSL loaded
+
         self._fd = fd
         self.path = path
         self._h = hashlib.sha256()
@@ -100,6 +101,8 @@ class BlobStore:
 
     def put(self, data: bytes, expected: str | None = None) -> str:
         """Store ``data``; returns its digest.  A present blob is not rewritten."""
+        import hashlib
+
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if expected is not None and expected != digest:
             raise DigestMismatch(expected, digest)

@@ -87,6 +87,7 @@ class ImageStore:
         self.index_path = self.root / "index.json"
         self.lock_path = self.root / "index.lock"
         self._cache: dict[str, tuple[Manifest, ImageConfig]] = {}
+        self._manifests: dict[str, Manifest] = {}
         self._sizes: dict[str, int] = {}
 
     # -- index file -----------------------------------------------------------
@@ -149,10 +150,16 @@ class ImageStore:
 
     # -- loading --------------------------------------------------------------
 
+    def _manifest(self, manifest_digest: str) -> Manifest:
+        m = self._manifests.get(manifest_digest)
+        if m is None:
+            m = self._manifests[manifest_digest] = Manifest.from_json(self.blobs.read(manifest_digest))
+        return m
+
     def _load(self, manifest_digest: str) -> tuple[Manifest, ImageConfig]:
         hit = self._cache.get(manifest_digest)
         if hit is None:
-            manifest = Manifest.from_json(self.blobs.read(manifest_digest))
+            manifest = self._manifest(manifest_digest)
             config = ImageConfig.from_json(self.blobs.read(manifest.config.digest))
             hit = (manifest, config)
             self._cache[manifest_digest] = hit
@@ -237,6 +244,119 @@ class ImageStore:
         """Find an image by full or short ID, ``sha256:`` prefix, reference or ``name@digest``."""
         images = self.list()
         return _resolve(images, name)
+
+    def lookup(self, name: str) -> Image:
+        """The image ``name`` names, found directly: what a container needs to run.
+
+        It accepts the names :meth:`get` accepts, in the same order (full ID, ``sha256:``
+        prefix, ``name@digest``, reference, ID prefix) with the same errors, but reads the
+        index once and then one manifest and one config (an ID or an ID prefix also reads
+        the other manifests, never their configs); :meth:`get` reads every image.  The
+        Image carries the names of the index entries that point at its manifest; its
+        ``size`` is not computed (0).  When several manifests share one config (the same
+        image pulled and loaded), a name gives the manifest it points at.
+        """
+        entries = self._read_entries()
+        if not name:
+            raise ImageNotFound(name)
+        if name.startswith("sha256:"):
+            if is_digest(name):
+                img = self._lookup_id(entries, {name})
+                if img is not None:
+                    return img
+            return self._lookup_prefix(entries, name[7:], name)
+        try:
+            ref = parse(name)
+        except InvalidReference:
+            if _is_hex(name):
+                return self._lookup_prefix(entries, name, name)
+            raise
+        if ref.digest:
+            same = [e for e in entries if e.desc.digest == ref.digest]
+            named = [e for e in same if e.name and _repository(e.name) == ref.repository]
+            for e in (*named, *same):
+                img = self._image_at(entries, e.desc.digest)
+                if img is not None:
+                    return img
+            raise ImageNotFound(name)
+        full = str(ref)
+        # the index's names are written normalized: compare the strings, and parse them
+        # only when that finds nothing (a name another tool wrote)
+        hits = [e for e in entries if e.name == full] or [
+            e for e in entries if e.name and e.name != full and _normalized(e.name) == full
+        ]
+        for e in hits:
+            img = self._image_at(entries, e.desc.digest)
+            if img is not None:
+                return img
+        if _is_hex(name) and ":" not in name:
+            return self._lookup_prefix(entries, name, name)
+        raise ImageNotFound(name)
+
+    def _lookup_prefix(self, entries: builtins.list[_Entry], hexpart: str, name: str) -> Image:
+        if not _is_hex(hexpart):
+            raise ImageNotFound(name)
+        ids = {iid for iid in (self._config_digest(e.desc.digest) for e in entries) if iid}
+        hits = {iid for iid in ids if iid[7:].startswith(hexpart)}
+        if len(hits) == 1:
+            img = self._lookup_id(entries, hits)
+            if img is not None:
+                return img
+        raise ImageNotFound(name)
+
+    def _config_digest(self, manifest_digest: str) -> str:
+        try:
+            return self._manifest(manifest_digest).config.digest
+        except (BlobNotFound, InvalidData):
+            return ""
+
+    def _lookup_id(self, entries: builtins.list[_Entry], ids: set[str]) -> Image | None:
+        """The image whose ID is in ``ids``, at the manifest :meth:`get` would give it
+        (the last one named by a tag, else the first)."""
+        mine = [e for e in entries if self._config_digest(e.desc.digest) in ids]
+        tagged = [e for e in mine if e.name and _is_tag_name(e.name)]
+        for e in (*reversed(tagged), *mine):
+            img = self._image_at(entries, e.desc.digest)
+            if img is not None:
+                return img
+        return None
+
+    def _image_at(self, entries: builtins.list[_Entry], manifest_digest: str) -> Image | None:
+        """The image of one manifest, named by the entries pointing at it (None if its
+        blobs are gone: such an entry is not an image)."""
+        try:
+            manifest, config = self._load(manifest_digest)
+        except (BlobNotFound, InvalidData):
+            return None
+        tags: builtins.list[str] = []
+        digests: builtins.list[str] = []
+        refs: builtins.list[Reference] = []
+        tag_time = ""
+        for e in entries:
+            if e.desc.digest != manifest_digest:
+                continue
+            if e.name:
+                try:
+                    ref = parse(e.name, default_tag=False)
+                except InvalidReference:
+                    continue
+                refs.append(ref)
+                if ref.digest:
+                    digests.append(ref.familiar())
+                elif ref.tag:
+                    tags.append(ref.familiar())
+            tag_time = max(tag_time, e.desc.annotations.get(TAG_TIME_ANNOTATION, ""))
+        return Image(
+            id=manifest.config.digest,
+            manifest_digest=manifest_digest,
+            manifest=manifest,
+            config=config,
+            repo_tags=tuple(tags),
+            repo_digests=tuple(dict.fromkeys(digests)),
+            created=config.created,
+            last_tag_time=tag_time,
+            references=tuple(refs),
+        )
 
     def exists(self, name: str) -> bool:
         try:
@@ -412,6 +532,28 @@ def _resolve(images: builtins.list[Image], name: str) -> Image:
     if _is_hex(name) and ":" not in name:
         return _by_prefix(images, name, name)
     raise ImageNotFound(name)
+
+
+def _normalized(name: str) -> str:
+    try:
+        return str(parse(name, default_tag=False))
+    except InvalidReference:
+        return ""
+
+
+def _repository(name: str) -> str:
+    try:
+        return parse(name, default_tag=False).repository
+    except InvalidReference:
+        return ""
+
+
+def _is_tag_name(name: str) -> bool:
+    try:
+        ref = parse(name, default_tag=False)
+    except InvalidReference:
+        return False
+    return bool(ref.tag) and not ref.digest
 
 
 def _is_hex(s: str) -> bool:

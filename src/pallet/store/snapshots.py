@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +123,8 @@ class SnapshotStore:
             from pallet.errors import BlobNotFound
 
             raise BlobNotFound(digest)
+        import shutil  # here, not at import time: shutil loads bz2 and lzma
+
         self.root.mkdir(parents=True, exist_ok=True)
         # we hold this chain's lock: any other temporary dir of it was left by a killed unpacker
         for stale in self.root.glob(f"tmp-{encoded(chain)[:16]}-*"):
@@ -293,6 +294,8 @@ class SnapshotStore:
             if d.exists():
                 gone = self.root / f"gone-{encoded(chain_id)[:16]}-{os.getpid()}"
                 os.rename(d, gone)
+                import shutil
+
                 shutil.rmtree(gone, ignore_errors=True)
             link = self.root / "l" / encoded(chain_id)[:SHORT]
             with contextlib.suppress(FileNotFoundError):
@@ -312,6 +315,8 @@ class SnapshotStore:
         with contextlib.suppress(FileNotFoundError):
             for n in os.listdir(self.root):
                 if n.startswith(("tmp-", "gone-")) and not _pid_alive(n.rsplit("-", 1)[-1]):
+                    import shutil
+
                     shutil.rmtree(self.root / n, ignore_errors=True)
         return removed
 
