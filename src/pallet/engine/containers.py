@@ -143,6 +143,30 @@ class ContainerService:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = ContainerStore(config.root)
+        self._images: Any = None  # pallet.engine.rootfs.Images, opened on first use
+        self._created_image: Any = None  # the ImageInfo the last create looked up
+
+    # -- images -------------------------------------------------------------------------
+
+    def images(self) -> Any:
+        """The image store's parts a container needs (:class:`pallet.engine.rootfs.Images`)."""
+        if self._images is None:
+            from pallet.engine.rootfs import Images
+
+            self._images = Images(self.config)
+        return self._images
+
+    def image(self, ref: str) -> Any:
+        """The image ``ref`` names, as :class:`pallet.engine.rootfs.ImageInfo`, found directly.
+
+        The image ``create`` looked up is kept by its ID (content-addressed: it cannot
+        change), so that ``run`` reads the image's manifest and config once."""
+        hit = self._created_image
+        if hit is not None and ref == hit.id:
+            return hit
+        from pallet.engine.create_spec import lookup_image
+
+        return lookup_image(self.config, ref, self.images())
 
     # -- lookup -----------------------------------------------------------------------
 
@@ -215,7 +239,11 @@ class ContainerService:
     def create(self, opts: CreateOptions) -> Container:
         from pallet.engine import create_spec
 
-        spec, image_volumes = create_spec.container_spec(self.config, opts)
+        def image(ref: str) -> Any:
+            self._created_image = info = self.image(ref)
+            return info
+
+        spec, image_volumes = create_spec.container_spec(self.config, opts, image=image)
         cid = os.urandom(32).hex()
         if opts.name:
             name = validate_name(opts.name)
@@ -401,10 +429,13 @@ class ContainerService:
 
     # -- cleanup and removal ------------------------------------------------------------------
 
-    def cleanup(self, c: Container) -> None:
-        """Release what a stopped container holds: runtime state, network, rootfs mount."""
+    def cleanup(self, c: Container, record: bool = True) -> None:
+        """Release what a stopped container holds: runtime state, network, rootfs mount.
+
+        ``record=False``: the record is about to be removed, its state is not updated (a
+        crash before that leaves ``mounted`` set: the next refresh cleans up again)."""
         oom = False
-        if not c.spec.auto_remove:  # nobody can inspect a --rm container afterwards
+        if record and not c.spec.auto_remove:  # nobody can inspect a --rm container afterwards
             from pallet.engine.limits import oom_killed
 
             oom = oom_killed(c)  # State.OOMKilled: read before the runtime removes the cgroup
@@ -415,6 +446,8 @@ class ContainerService:
         from pallet.engine.rootfs import unmount_rootfs
 
         unmount_rootfs(c.rootfs)
+        if not record:
+            return
         with self.store.locked(c.id):
             try:
                 cur = self.store.load(c.id)
@@ -506,7 +539,7 @@ class ContainerService:
                 if not pid_alive(mon, 0):
                     break
                 time.sleep(0.02)
-        self.cleanup(c)
+        self.cleanup(c, record=False)
         self._network_forget(c)
         self.store.remove_record(c)
         if c.spec.resources.get("UsernsMode") not in (None, "", "host"):

@@ -11,7 +11,10 @@ from pallet.engine.state import ContainerSpec, MountSpec
 from pallet.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pallet.engine.containers import CreateOptions
+    from pallet.engine.rootfs import ImageInfo, Images
 
 
 def resolve_command(
@@ -74,10 +77,13 @@ def default_network() -> str:
     return str(getattr(networks, "DEFAULT_NETWORK", "bridge"))
 
 
-def container_spec(config: Config, opts: CreateOptions) -> tuple[ContainerSpec, list[str]]:
-    """The record for a new container, and the image VOLUMEs that need anonymous volumes."""
+def container_spec(config: Config, opts: CreateOptions,
+                   image: Callable[[str], ImageInfo] | None = None) -> tuple[ContainerSpec, list[str]]:
+    """The record for a new container, and the image VOLUMEs that need anonymous volumes.
+
+    ``image`` looks the image up (by default a direct lookup in the store of ``config``).
+    """
     from pallet.engine.containers import parse_restart, parse_signal
-    from pallet.engine.rootfs import Images
     from pallet.engine.runtimes import runtime_name
 
     restart, restart_max = parse_restart(opts.restart)
@@ -98,7 +104,7 @@ def container_spec(config: Config, opts: CreateOptions) -> tuple[ContainerSpec, 
     if opts.init and not init_binary():
         raise InvalidArgument("--init: no init binary found (install Debian's tini package)")
 
-    info = Images(config).get(opts.image)
+    info = image(opts.image) if image is not None else lookup_image(config, opts.image)
     icfg = info.config.config
     entrypoint, cmd, argv = resolve_command(icfg.entrypoint, icfg.cmd, opts.entrypoint, opts.command)
     taken = {m.destination for m in mounts}
@@ -147,6 +153,15 @@ def container_spec(config: Config, opts: CreateOptions) -> tuple[ContainerSpec, 
             f"the working directory '{opts.working_dir}' is invalid, it needs to be an absolute path"
         )
     return spec, image_volumes
+
+
+def lookup_image(config: Config, ref: str, images: Images | None = None) -> ImageInfo:
+    """The image ``ref`` names (name, ID or ID prefix), found directly: one manifest and one
+    config are read, not every image of the store."""
+    from pallet.engine.rootfs import ImageInfo, Images
+
+    img = (images or Images(config)).images.lookup(ref)
+    return ImageInfo(str(img.id), img.config, img)
 
 
 def init_binary() -> str:

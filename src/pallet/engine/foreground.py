@@ -138,13 +138,11 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
         raise err from None
     os.close(devnull)
     started = now_ns()
-    with svc.store.locked(c.id):
-        cur = svc.store.load(c.id)
-        c = svc.store.save_state(cur, replace(
-            cur.state, status="running", pid=pid, pid_start=_pid_start(pid), started_at=started,
-            finished_at=0, exit_code=0, error="", monitor_pid=os.getpid(), monitor_start=_pid_start(os.getpid()), stopped_by_user=False,
-            oom_killed=False,
-        ))
+    c = svc.store.update_state(
+        c, status="running", pid=pid, pid_start=_pid_start(pid), started_at=started,
+        finished_at=0, exit_code=0, error="", monitor_pid=os.getpid(), monitor_start=_pid_start(os.getpid()),
+        stopped_by_user=False, oom_killed=False,
+    )
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pallet.engine.paths import lookup_path, secure_join
 from pallet.engine.spec_builder import HostMount, bind, command, finish_spec, process_env, tmpfs
-from pallet.engine.state import Container, atomic_write, now_ns
+from pallet.engine.state import Container, atomic_write, now_ns, write_file
 from pallet.errors import (
     CommandCannotRun,
     CommandNotFound,
@@ -98,8 +98,9 @@ def _host_mounts(svc: ContainerService, c: Container, rootfs: Path) -> list[Host
 def _etc_files(svc: ContainerService, c: Container, hostname: str, ip: str = "") -> list[HostMount]:
     from pallet.engine.spec_builder import hosts_file, resolv_conf
 
-    atomic_write(c.dir / "hostname", (hostname + "\n").encode())
-    atomic_write(c.dir / "hosts", hosts_file(hostname, ip, c.spec.extra_hosts).encode())
+    # written in place: nothing reads them before the container starts
+    write_file(c.dir / "hostname", (hostname + "\n").encode())
+    write_file(c.dir / "hosts", hosts_file(hostname, ip, c.spec.extra_hosts).encode())
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
@@ -108,9 +109,7 @@ def _etc_files(svc: ContainerService, c: Container, hostname: str, ip: str = "")
         text = host_resolv
     else:
         text = resolv_conf(host_resolv, c.spec.dns)
-    atomic_write(c.dir / "resolv.conf", text.encode())
-    for n in ("hostname", "hosts", "resolv.conf"):
-        os.chmod(c.dir / n, 0o644)
+    write_file(c.dir / "resolv.conf", text.encode())
     taken = {m.destination for m in c.spec.mounts}
     return [
         bind(str(c.dir / n), f"/etc/{n}", c.spec.read_only)
@@ -126,16 +125,12 @@ def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
     rootfs = c.rootfs
     if not is_mountpoint(rootfs):
         svc.images().mount(svc.image(c.spec.image_id), c.dir / "upper", c.dir / "work", rootfs)
-    with svc.store.locked(c.id):
-        cur = svc.store.load(c.id)
-        c = svc.store.save_state(cur, replace(cur.state, mounted=True))
+    c = svc.store.update_state(c, mounted=True)
     try:
         bundle = write_bundle(svc, c, rootfs)
     except BaseException:
         unmount_all(rootfs)
-        with svc.store.locked(c.id):
-            cur = svc.store.load(c.id)
-            svc.store.save_state(cur, replace(cur.state, mounted=False))
+        svc.store.update_state(c, mounted=False)
         raise
     return c, bundle
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
-from pallet.config import Config
 from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing stays off the ``run`` path
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pallet.config import Config
 
 KNOWN = ("pallet", "runc", "crun", "vm")
 
@@ -21,20 +24,25 @@ def runtime_name(config: Config, flag: str | None, isolation: str | None) -> str
     name = flag or config.runtime or "pallet"
     if name not in KNOWN and not Path(name).is_absolute():
         raise InvalidArgument(f"unknown or invalid runtime name: {name}")
-    if name == "pallet" and not flag and not pallet_runtime_present() and shutil.which("runc"):
-        # pallet's own runtime is not installed in this tree: the default falls back to runc
-        return "runc"
+    if name == "pallet" and not flag and not pallet_runtime_present():
+        import shutil  # not at import time: shutil loads the bz2 and lzma modules
+
+        if shutil.which("runc"):
+            # pallet's own runtime is not installed in this tree: the default falls back to runc
+            return "runc"
     return name
 
 
 def pallet_runtime_present() -> bool:
-    import importlib.util
-
     try:
         import pallet.runtime as rt
     except ImportError:
         return False
-    return hasattr(rt, "get_runtime") or importlib.util.find_spec("pallet.runtime.cli") is not None
+    if hasattr(rt, "get_runtime"):
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("pallet.runtime.cli") is not None
 
 
 def state_root(config: Config, name: str) -> Path:
@@ -63,6 +71,8 @@ def runtime_argv(config: Config, name: str) -> list[str] | None:
             return [str(exe), "--root", root]
         return None
     if name in ("runc", "crun"):
+        import shutil
+
         path = shutil.which(name)
         return [path, "--root", root] if path else None
     return None

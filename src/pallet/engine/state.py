@@ -54,6 +54,58 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` in place (no temporary file and rename: two directory updates fewer),
+    for files only read once the container starts (its /etc/hostname, hosts, resolv.conf)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def remove_dir(path: Path) -> None:
+    """``rm -rf path`` that never follows a symlink; what cannot be removed stays.
+
+    (shutil.rmtree does the same, but importing shutil loads the bz2 and lzma modules.)
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # a symlink or a file
+        return
+    try:
+        _clear_dir(fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _clear_dir(dfd: int) -> None:
+    with os.scandir(dfd) as it:
+        entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+    for name, is_dir in entries:
+        if not is_dir:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dfd)
+            continue
+        try:
+            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError:
+            continue
+        try:
+            _clear_dir(sub)
+        finally:
+            os.close(sub)
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=dfd)
+
+
 def validate_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise InvalidArgument(
@@ -365,9 +417,22 @@ class ContainerStore:
         atomic_write(c.dir / "state.json", json.dumps(state.to_dict()).encode())
         return replace(c, state=state)
 
-    def remove_record(self, c: Container) -> None:
-        import shutil
+    def load_state(self, cid: str) -> ContainerState:
+        """The state alone (``load`` also reads and parses the container's config)."""
+        try:
+            st = json.loads((self.dir / cid / "state.json").read_bytes())
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        except ValueError as e:
+            raise PalletError(f"container {cid[:12]}: corrupt record: {e}") from None
+        return ContainerState.from_dict(st)
 
+    def update_state(self, c: Container, **changes: Any) -> Container:
+        """Change fields of the state on disk, under the container's lock; ``c`` with it."""
+        with self.locked(c.id):
+            return self.save_state(c, replace(self.load_state(c.id), **changes))
+
+    def remove_record(self, c: Container) -> None:
         self.release(c.name, c.id)
         # rename first so that a crash halfway leaves no half-record that lists
         tomb = self.dir / f".removing-{c.id}"
@@ -375,7 +440,7 @@ class ContainerStore:
             os.rename(c.dir, tomb)
         except FileNotFoundError:
             return
-        shutil.rmtree(tomb, ignore_errors=True)
+        remove_dir(tomb)
 
     def sweep(self) -> None:
         """Remove leftovers of removals that crashed halfway."""
