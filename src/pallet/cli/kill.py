@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pallet.config import Config
@@ -15,23 +13,13 @@ from pallet.config import Config
 @click.pass_obj
 def kill(config: Config, sig: str, containers: tuple[str, ...]) -> int:
     """Kill one or more running containers."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService, parse_signal
-    from pallet.errors import PalletError
 
     signum = parse_signal(sig)
     svc = ContainerService(config)
-    errors = 0
-    for ref in containers:
-        try:
-            svc.kill(svc.get(ref), signum, user=signum in (9, 15, 2))
-            click.echo(ref)
-        except PalletError as e:
-            errors += 1
-            last = e
-            if len(containers) > 1:
-                sys.stderr.write(f"Error response from daemon: {e}\n")
-    if errors:
-        if len(containers) == 1:
-            raise last
-        return 1
-    return 0
+
+    def kill_one(ref: str) -> None:
+        svc.kill(svc.get(ref), signum, user=signum in (9, 15, 2))
+
+    return exit_status(for_each(containers, kill_one))

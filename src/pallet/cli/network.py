@@ -130,24 +130,14 @@ def inspect(config: Config, fmt: str, verbose: bool, names: tuple[str, ...]) -> 
 @click.pass_obj
 def rm(config: Config, force: bool, names: tuple[str, ...]) -> int:
     """Remove one or more networks."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine import networks
-    from pallet.errors import NotFound, PalletError
+    from pallet.errors import NotFound
 
-    errors: list[PalletError] = []
-    for n in names:
-        try:
-            networks.remove_network(config, n)
-            click.echo(n)
-        except NotFound as e:
-            if not force:
-                errors.append(e)
-        except PalletError as e:
-            errors.append(e)
-    if len(errors) == 1 and len(names) == 1:
-        raise errors[0]
-    for err in errors:
-        sys.stderr.write(f"Error response from daemon: {err}\n")
-    return 1 if errors else 0
+    def remove_one(name: str) -> None:
+        networks.remove_network(config, name)
+
+    return exit_status(for_each(names, remove_one, tolerate=lambda e: force and isinstance(e, NotFound)))
 
 
 @click.command(short_help="Remove all unused networks")

@@ -12,13 +12,7 @@ from pallet.config import Config
 @click.pass_obj
 def pause(config: Config, containers: tuple[str, ...]) -> int:
     """Pause all processes within one or more containers."""
-    from pallet.engine.containers import ContainerService
-
-    svc = ContainerService(config)
-    for ref in containers:
-        svc.pause(svc.get(ref))
-        click.echo(ref)
-    return 0
+    return _each(config, containers, "pause")
 
 
 @click.command(short_help="Unpause all processes within one or more containers")
@@ -26,10 +20,17 @@ def pause(config: Config, containers: tuple[str, ...]) -> int:
 @click.pass_obj
 def unpause(config: Config, containers: tuple[str, ...]) -> int:
     """Unpause all processes within one or more containers."""
+    return _each(config, containers, "unpause")
+
+
+def _each(config: Config, containers: tuple[str, ...], verb: str) -> int:
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService
 
     svc = ContainerService(config)
-    for ref in containers:
-        svc.unpause(svc.get(ref))
-        click.echo(ref)
-    return 0
+    change = svc.pause if verb == "pause" else svc.unpause
+
+    def one(ref: str) -> None:
+        change(svc.get(ref))
+
+    return exit_status(for_each(containers, one))

@@ -14,12 +14,13 @@ from pallet.config import Config
 @click.pass_obj
 def restart(config: Config, timeout: int | None, sig: str, containers: tuple[str, ...]) -> int:
     """Restart one or more containers."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService
 
     svc = ContainerService(config)
-    for ref in containers:
+
+    def restart_one(ref: str) -> None:
         c = svc.stop(svc.get(ref), timeout, sig)
-        c = svc.refresh(svc.store.load(c.id))
-        svc.start(c)
-        click.echo(ref)
-    return 0
+        svc.start(svc.refresh(svc.store.load(c.id)))
+
+    return exit_status(for_each(containers, restart_one))

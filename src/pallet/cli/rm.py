@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pallet.config import Config
@@ -17,21 +15,12 @@ from pallet.config import Config
 @click.pass_obj
 def rm(config: Config, force: bool, volumes: bool, link: bool, containers: tuple[str, ...]) -> int:
     """Remove one or more containers."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService
-    from pallet.errors import PalletError
 
     svc = ContainerService(config)
-    errors: list[PalletError] = []
-    for ref in containers:
-        try:
-            svc.remove(svc.get(ref), force=force, volumes=volumes)
-            click.echo(ref)
-        except PalletError as e:
-            errors.append(e)
-            if len(containers) > 1:
-                sys.stderr.write(f"Error response from daemon: {e}\n")
-    if errors:
-        if len(containers) == 1:
-            raise errors[0]
-        return 1
-    return 0
+
+    def remove_one(ref: str) -> None:
+        svc.remove(svc.get(ref), force=force, volumes=volumes)
+
+    return exit_status(for_each(containers, remove_one))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pallet.config import Config
@@ -28,14 +26,11 @@ def start(config: Config, attach: bool, interactive: bool, containers: tuple[str
         c = svc.get(containers[0])
         c = svc.start(c)
         return follow_until_exit(svc, c, stdin=interactive)
-    failed = False
-    for ref in containers:
-        try:
-            svc.start(svc.get(ref))
-            click.echo(ref)
-        except PalletError as e:
-            failed = True
-            sys.stderr.write(f"Error response from daemon: {e}\n")
-    if failed:
+    from pallet.cli.each import for_each
+
+    def start_one(ref: str) -> None:
+        svc.start(svc.get(ref))
+
+    if for_each(containers, start_one, raise_single=False):
         raise PalletError("failed to start containers: " + ", ".join(containers))
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pallet.config import Config
@@ -16,24 +14,14 @@ from pallet.config import Config
 @click.pass_obj
 def stop(config: Config, timeout: int | None, sig: str, containers: tuple[str, ...]) -> int:
     """Stop one or more running containers."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService, parse_signal
-    from pallet.errors import PalletError
 
     if sig:
         parse_signal(sig)
     svc = ContainerService(config)
-    errors = 0
-    for ref in containers:
-        try:
-            svc.stop(svc.get(ref), timeout, sig)
-            click.echo(ref)
-        except PalletError as e:
-            errors += 1
-            last = e
-            if len(containers) > 1:
-                sys.stderr.write(f"Error response from daemon: {e}\n")
-    if errors:
-        if len(containers) == 1:
-            raise last
-        return 1
-    return 0
+
+    def stop_one(ref: str) -> None:
+        svc.stop(svc.get(ref), timeout, sig)
+
+    return exit_status(for_each(containers, stop_one))

@@ -12,11 +12,12 @@ from pallet.config import Config
 @click.pass_obj
 def wait(config: Config, containers: tuple[str, ...]) -> int:
     """Block until one or more containers stop, then print their exit codes."""
+    from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService
 
     svc = ContainerService(config)
-    targets = [svc.get(ref) for ref in containers]
-    for c in targets:
-        c = svc.wait(c)
-        click.echo(str(c.state.exit_code))
-    return 0
+
+    def wait_one(ref: str) -> str:
+        return str(svc.wait(svc.get(ref)).state.exit_code)
+
+    return exit_status(for_each(containers, wait_one))

@@ -1,0 +1,52 @@
+"""Docker's loop for a command that takes several names (``stop a b c``, ``volume rm x y``).
+
+Every name is tried, in order.  A success prints its line on stdout (the name,
+unless the action says otherwise).  With one name, its error goes up unchanged
+(one ``Error: ...`` line and the error's exit code, 125).  With several, each
+failure is one ``Error response from daemon: <message>`` line on stderr, the
+others go on, and the command exits 1 (``exit_status``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import click
+
+from pallet.errors import PalletError
+
+
+def for_each(
+    names: Sequence[str],
+    act: Callable[[str], str | None],
+    *,
+    tolerate: Callable[[PalletError], bool] | None = None,
+    raise_single: bool = True,
+) -> list[str]:
+    """Run ``act(name)`` for each name; return the names that failed.
+
+    ``act`` returns the line to print for its name (``None``: the name itself).
+    An error for which ``tolerate(err)`` is true is passed over in silence
+    (``-f`` and a name that does not exist).  ``raise_single=False`` reports a
+    lone name's error like the others' instead of raising it.
+    """
+    failed: list[str] = []
+    for name in names:
+        try:
+            line = act(name)
+        except PalletError as e:
+            if tolerate is not None and tolerate(e):
+                continue
+            if raise_single and len(names) == 1:
+                raise
+            sys.stderr.write(f"Error response from daemon: {e}\n")
+            failed.append(name)
+            continue
+        click.echo(name if line is None else line)
+    return failed
+
+
+def exit_status(failed: Sequence[str]) -> int:
+    """Docker's status for a loop over several names: 1 if any failed."""
+    return 1 if failed else 0
