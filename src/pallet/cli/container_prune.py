@@ -13,6 +13,7 @@ from pallet.config import Config
 @click.pass_obj
 def container_prune(config: Config, force: bool, filters: tuple[str, ...]) -> int:
     """Remove all stopped containers."""
+    from pallet.cli.pruning import confirmed, report_deleted, report_reclaimed
     from pallet.engine.containers import ContainerService
     from pallet.engine.logs import parse_time
     from pallet.errors import InvalidArgument
@@ -27,17 +28,9 @@ def container_prune(config: Config, force: bool, filters: tuple[str, ...]) -> in
             labels.append(("!" if k == "label!" else "") + v)
         else:
             raise InvalidArgument(f"invalid filter '{k}'")
-    if not force and not click.confirm(
-        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?", default=False
-    ):
+    if not confirmed("WARNING! This will remove all stopped containers.", force):
         return 0
     removed, space = ContainerService(config).prune(tuple(labels), until)
-    if removed:
-        click.echo("Deleted Containers:")
-        for cid in removed:
-            click.echo(cid)
-        click.echo("")
-    from pallet.engine.units import human_size
-
-    click.echo(f"Total reclaimed space: {human_size(space)}")
+    report_deleted("Containers", removed)
+    report_reclaimed(space)
     return 0

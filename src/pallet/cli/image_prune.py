@@ -13,22 +13,12 @@ from pallet.config import Config
 @click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>').")
 @click.pass_obj
 def image_prune(config: Config, all_: bool, force: bool, filters: tuple[str, ...]) -> None:
-    from pallet.cli.format import human_size
+    from pallet.cli.pruning import confirmed, report_deleted, report_reclaimed
     from pallet.engine.images import ImageService
 
-    if not force:
-        what = (
-            "all images without at least one container associated to them"
-            if all_
-            else "all dangling images"
-        )
-        click.echo(f"WARNING! This will remove {what}.")
-        if not click.confirm("Are you sure you want to continue?", default=False, prompt_suffix=" "):
-            return
+    what = "all images without at least one container associated to them" if all_ else "all dangling images"
+    if not confirmed(f"WARNING! This will remove {what}.", force):
+        return
     r = ImageService(config).prune(all_=all_, filters=list(filters))
-    if r.deleted:
-        click.echo("Deleted Images:")
-        for line in r.deleted:
-            click.echo(line)
-        click.echo("")
-    click.echo(f"Total reclaimed space: {human_size(r.reclaimed)}")
+    report_deleted("Images", r.deleted)
+    report_reclaimed(r.reclaimed)

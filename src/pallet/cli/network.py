@@ -146,14 +146,18 @@ def rm(config: Config, force: bool, names: tuple[str, ...]) -> int:
 @click.pass_obj
 def prune(config: Config, force: bool, filters: tuple[str, ...]) -> int:
     """Remove all unused networks."""
+    from pallet.cli.pruning import confirmed, report_deleted
+
+    if confirmed("WARNING! This will remove all custom networks not used by at least one container.", force):
+        report_deleted("Networks", prune_unused(config, filters))
+    return 0
+
+
+def prune_unused(config: Config, filters: tuple[str, ...] = ()) -> list[str]:
+    """Remove the custom networks no container uses (leftovers reconciled first); their names."""
     from pallet.engine import networks
     from pallet.errors import Conflict
 
-    if not force and not click.confirm(
-        "WARNING! This will remove all custom networks not used by at least one container.\n"
-        "Are you sure you want to continue?", default=False
-    ):
-        return 0
     networks.reconcile(config)
     used = networks.referenced(config)
     removed = []
@@ -165,11 +169,7 @@ def prune(config: Config, force: bool, filters: tuple[str, ...]) -> int:
             removed.append(n.name)
         except Conflict:
             continue
-    if removed:
-        click.echo("Deleted Networks:")
-        for n in removed:
-            click.echo(n)
-    return 0
+    return removed
 
 
 @click.command(short_help="Connect a container to a network")

@@ -197,44 +197,35 @@ Server:
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes")
-@click.pass_context
-def prune(ctx: click.Context, all_: bool, force: bool, volumes: bool) -> None:
+@click.pass_obj
+def prune(config: Config, all_: bool, force: bool, volumes: bool) -> None:
     """Remove stopped containers, unused networks, dangling (or, with -a, unused) images and
     build cache; with --volumes, unused anonymous volumes too.  Leftovers of containers that
     died with pallet (network leases, namespaces) are reconciled on the way."""
-    from pallet.cli.format import human_size
-    from pallet.cli.network import prune as network_prune
+    from pallet.cli.network import prune_unused
+    from pallet.cli.pruning import confirmed, report_deleted, report_reclaimed
     from pallet.engine.build import prune as builder_prune
     from pallet.engine.containers import ContainerService
     from pallet.engine.images import ImageService
 
-    config: Config = ctx.obj
-    if not force:
-        what = ["all stopped containers", "all networks not used by at least one container"]
-        if volumes:
-            what.append("all anonymous volumes not used by at least one container")
-        what.append("all images without at least one container associated to them" if all_
-                    else "all dangling images")
-        what.append("all build cache" if all_ else "all dangling build cache")
-        click.echo("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what))
-        if not click.confirm("Are you sure you want to continue?", default=False):
-            return
-    reclaimed = 0
-    removed, space = ContainerService(config).prune()
-    reclaimed += space
-    if removed:
-        click.echo("Deleted Containers:\n" + "".join(f"{c}\n" for c in removed))
-    ctx.invoke(network_prune, force=True, filters=())
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    if volumes:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them" if all_ else "all dangling images")
+    what.append("all build cache" if all_ else "all dangling build cache")
+    if not confirmed("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what), force):
+        return
+    removed, reclaimed = ContainerService(config).prune()
+    report_deleted("Containers", removed)
+    report_deleted("Networks", prune_unused(config))
     if volumes:
         from pallet.engine.volumes import VolumeService
 
         vols, space = VolumeService(config).prune()
         reclaimed += space
-        if vols:
-            click.echo("Deleted Volumes:\n" + "".join(f"{v}\n" for v in vols))
+        report_deleted("Volumes", vols)
     r = ImageService(config).prune(all_=all_)
     reclaimed += r.reclaimed
-    if r.deleted:
-        click.echo("Deleted Images:\n" + "".join(f"{line}\n" for line in r.deleted))
+    report_deleted("Images", r.deleted)
     reclaimed += builder_prune(config, all_=all_)
-    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+    report_reclaimed(reclaimed)

@@ -123,20 +123,13 @@ def rm(config: Config, force: bool, names: tuple[str, ...]) -> int:
 @click.pass_obj
 def prune(config: Config, all_: bool, force: bool, filters: tuple[str, ...]) -> int:
     """Remove unused local volumes."""
-    from pallet.engine.humanize import human_size
+    from pallet.cli.pruning import confirmed, report_deleted, report_reclaimed
     from pallet.engine.volumes import VolumeService
 
     labels = tuple(f.partition("=")[2] for f in filters if f.startswith("label="))
-    if not force and not click.confirm(
-        "WARNING! This will remove anonymous local volumes not used by at least one container.\n"
-        "Are you sure you want to continue?", default=False
-    ):
+    if not confirmed("WARNING! This will remove anonymous local volumes not used by at least one container.", force):
         return 0
     removed, size = VolumeService(config).prune(all_, labels)
-    if removed:
-        click.echo("Deleted Volumes:")
-        for n in removed:
-            click.echo(n)
-        click.echo("")
-    click.echo(f"Total reclaimed space: {human_size(size)}")
+    report_deleted("Volumes", removed)
+    report_reclaimed(size)
     return 0
