@@ -82,6 +82,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.Capt
      "WARNING! This will remove all images without at least one container associated to them.\n"),
     (["network", "prune"], "WARNING! This will remove all custom networks not used by at least one container.\n"),
     (["volume", "prune"], "WARNING! This will remove anonymous local volumes not used by at least one container.\n"),
+    (["volume", "prune", "-a"], "WARNING! This will remove all local volumes not used by at least one container.\n"),
     (["system", "prune"], "WARNING! This will remove:\n  - all stopped containers\n"
      "  - all networks not used by at least one container\n  - all dangling images\n"
      "  - all dangling build cache\n\n"),

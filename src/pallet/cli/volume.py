@@ -127,7 +127,8 @@ def prune(config: Config, all_: bool, force: bool, filters: tuple[str, ...]) -> 
     from pallet.engine.volumes import VolumeService
 
     labels = tuple(f.partition("=")[2] for f in filters if f.startswith("label="))
-    if not confirmed("WARNING! This will remove anonymous local volumes not used by at least one container.", force):
+    which = "all" if all_ else "anonymous"
+    if not confirmed(f"WARNING! This will remove {which} local volumes not used by at least one container.", force):
         return 0
     removed, size = VolumeService(config).prune(all_, labels)
     report_deleted("Volumes", removed)
