@@ -1,9 +1,11 @@
 """``pallet build`` side by side with Docker's classic builder (``DOCKER_BUILDKIT=0``).
 
-Run as root from the repository: ``.venv/bin/python bench/bench_build.py [--runs N]``.
+Run as root from the repository: ``.venv/bin/python bench/bench_build.py [--runs N] [--only NAME]``.
 Both builders get the same Dockerfile and context, and the same busybox base image
 (``docker import`` / ``pallet import`` of the test tarball).  dockerd is started
-privately (own data root and socket, stopped by pid).  Three cases:
+privately (own data root and socket, stopped by pid).  pallet runs as installed (the
+``pallet`` command of the virtualenv, as the other benchmarks), the two tools take
+turns within each run so that a change of the machine's load hits both.  Three cases:
 
 - a fully cached rebuild (nothing but hashing and cache lookups);
 - a context of 20,000 small files copied by one COPY (hashing and transfer);
@@ -27,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-PALLET = [str(REPO / ".venv" / "bin" / "python"), "-m", "pallet"]
+PALLET = [str(REPO / ".venv" / "bin" / "pallet")]
 BASE = "busybox:bench"
 
 
@@ -94,18 +96,19 @@ def main() -> None:
                 tools: list[tuple[str, list[str], dict[str, str] | None]] = [("pallet", pallet, None)]
                 if d is not None:
                     tools.append(("docker", ["docker"], denv))
-                for tool, argv, env in tools:
-                    times = []
-                    for i in range(args.runs):
+                times: dict[str, list[float]] = {tool: [] for tool, _, _ in tools}
+                for i in range(args.runs):
+                    for tool, argv, env in tools:
                         tag = f"bench-{tool}:{i}"
                         if name == "cached rebuild":
                             run([*argv, "build", "-t", tag, str(ctx)], env=env)  # warm the cache
-                            times.append(run([*argv, "build", "-t", tag, str(ctx)], env=env))
+                            times[tool].append(run([*argv, "build", "-t", tag, str(ctx)], env=env))
                         else:
-                            times.append(run([*argv, "build", "--no-cache", "-t", tag, str(ctx)], env=env))
+                            times[tool].append(run([*argv, "build", "--no-cache", "-t", tag, str(ctx)], env=env))
                         if name == "200 MB layer":
                             subprocess.run([*argv, "rmi", "-f", tag], capture_output=True, env=env)
-                    results[name][tool] = statistics.median(times)
+                for tool, ts in times.items():
+                    results[name][tool] = statistics.median(ts)
     finally:
         subprocess.run(["umount", "-R", "-l", str(root)], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -95,7 +95,7 @@ class Builder:
         self.work = work_dir
         self.executor = executor
         self.out = out
-        self.resolve_image = resolve_image or store.images.get
+        self.resolve_image = resolve_image or store.images.lookup
         self.host_platform = host_platform
         self.cache = StepCache(work_dir, store.blobs)
         self._hashes: HashCache | None = None
@@ -128,7 +128,7 @@ class Builder:
         self.cache.sources = []
         for name in opts.cache_from:
             try:
-                self.cache.sources.append(self.store.images.get(name))
+                self.cache.sources.append(self.store.images.lookup(name))
             except ImageNotFound:
                 self.say(f"[Warning] cache source {name} is not in the image store; ignored")
         if opts.platform and opts.platform not in (self.host_platform, self.host_platform.split("/")[0]):

@@ -166,7 +166,7 @@ def _resolve(config: Config, svc: ImageService, name: str, pull: bool, out: Text
 
     if not pull:
         try:
-            return svc.get(name)
+            return svc.store.images.lookup(name)
         except ImageNotFound:
             pass
     try:
@@ -176,11 +176,11 @@ def _resolve(config: Config, svc: ImageService, name: str, pull: bool, out: Text
     except (PalletError, OSError) as e:
         if pull:
             with contextlib.suppress(ImageNotFound):
-                return svc.get(name)  # offline: the local copy
+                return svc.store.images.lookup(name)  # offline: the local copy
         err = ImageNotFound(name)
         err.message = str(e) or err.message
         raise err from None
-    return svc.get(name)
+    return svc.store.images.lookup(name)
 
 
 def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
