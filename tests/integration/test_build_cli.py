@@ -53,6 +53,27 @@ def test_cached_rebuild_and_no_cache(pallet: Pallet, busybox_image: str, tmp_pat
     assert pallet.ok("run", "--rm", "pbd-cache:1").strip() == "built"
 
 
+def test_a_cached_rebuild_loads_only_what_it_needs(pallet: Pallet, busybox_image: str, tmp_path: Path) -> None:
+    """Every step a cache hit: no click, no Dockerfile parser, no RUN, layer or archive machinery."""
+    import subprocess
+
+    ctx = _write(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {busybox_image}\nWORKDIR /app\nCOPY . /app\nRUN echo built > /app/b\n"
+                      "ENV A=1\nEXPOSE 8000\nCMD [\"cat\", \"/app/b\"]\n",
+        "app.py": "print(1)\n",
+    })
+    pallet.ok("build", "-t", "pbd-lean:1", str(ctx))
+    argv = pallet.argv("build", "-t", "pbd-lean:1", str(ctx))
+    r = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count(" ---> Using cache") == 6 and "Successfully tagged pbd-lean:1" in r.stdout
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
+    assert {"pallet.build.builder", "pallet.build.copystep", "pallet.build.runstep"} <= imported
+    heavy = {"click", "dockerfile", "tarfile", "tempfile", "secrets", "pallet.build.run", "pallet.store.layers",
+             "pallet.engine.rootfs", "pallet.engine.runtimes"}
+    assert imported & heavy == set()
+
+
 def test_failing_run_leaves_nothing_behind(pallet: Pallet, pallet_root: Path, busybox_image: str,
                                           tmp_path: Path) -> None:
     ctx = _write(tmp_path / "ok", {"Dockerfile": f"FROM {busybox_image}\nCMD [\"true\"]\n"})
