@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
 from pallet.build import dispatch
 from pallet.build.args import BuildArgs
@@ -25,7 +24,10 @@ from pallet.oci import mediatypes as mt
 from pallet.oci.image import DEFAULT_PATH, ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
+    from typing import TextIO
+
     # what only a step that misses the cache needs is imported there (a cached rebuild
     # never loads the RUN, layer-writing or context-archive machinery)
     from pallet.build.context import Context

@@ -9,12 +9,14 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pallet.oci.image import ContainerConfig, ImageConfig
 from pallet.oci.manifest import Descriptor
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pallet.store import BlobStore, Image
 
 

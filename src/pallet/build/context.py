@@ -10,10 +10,13 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pallet.build.dockerignore import Matcher, load_ignore
 from pallet.build.parser import BuildError
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 WILDCARDS = set("*?[")
 

@@ -11,20 +11,22 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from pallet.build.parser import BuildError
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
     import tarfile
+    from typing import BinaryIO, Protocol
+
+    class Source(Protocol):
+        """Where COPY's sources are: the context, or a mounted stage or image."""
+
+        def resolve(self, src: str, allow_wildcards: bool = True) -> list[str]: ...
+        def below(self, rel_dir: str) -> list[str]: ...
+        def path(self, rel: str) -> Path: ...
 
 WILDCARDS = set("*?[")
-
-
-class Source(Protocol):
-    def resolve(self, src: str, allow_wildcards: bool = True) -> list[str]: ...
-    def below(self, rel_dir: str) -> list[str]: ...
-    def path(self, rel: str) -> Path: ...
 
 
 class TreeSource:

@@ -9,15 +9,16 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pallet.build.copy import Source, TreeSource, plan, plan_digest
+from pallet.build.copy import TreeSource, plan, plan_digest
 from pallet.build.lex import expand_word
 from pallet.build.parser import BuildError, Dockerfile, Instruction
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
     from pallet.build.builder import Builder, _State
     from pallet.build.context import Context
+    from pallet.build.copy import Source
 
 
 def copy_step(b: Builder, df: Dockerfile, st: _State, ins: Instruction, env: dict[str, str],

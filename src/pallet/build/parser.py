@@ -4,9 +4,12 @@ buildkit's Go parser) into typed instructions grouped by stage, with file:line e
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pallet.errors import PalletError
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 INSTRUCTIONS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",

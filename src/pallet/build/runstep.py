@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pallet.build import dispatch
 from pallet.build.lex import expand_word
@@ -15,6 +14,7 @@ from pallet.build.parser import BuildError, Dockerfile, Instruction
 from pallet.oci import mediatypes as mt
 from pallet.oci.manifest import Descriptor
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
     from pallet.build.builder import Builder, BuildOptions, _State
     from pallet.build.context import Context

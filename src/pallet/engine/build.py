@@ -8,14 +8,16 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from pallet.build.builder import Builder, BuildOptions
 from pallet.build.context import open_context
 from pallet.config import Config
 from pallet.engine.images import ImageService, host_arch
 
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
+    from typing import BinaryIO, TextIO
+
     from pallet.build.run import RunRequest
     from pallet.store import Image
 
