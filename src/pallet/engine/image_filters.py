@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pallet.errors import InvalidArgument
 from pallet.store import Image
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def matches_reference(img: Image, pattern: str) -> bool:

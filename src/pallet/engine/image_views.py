@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pallet.oci.image import History
 from pallet.store import Image
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def inspect_dict(img: Image) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from pallet.config import Config
 from pallet.engine.image_filters import matches_reference, prune_filter
@@ -23,6 +22,10 @@ from pallet.oci.image import ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
 from pallet.oci.reference import Reference, parse
 from pallet.store import Image, Store
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 
 def now_rfc3339() -> str:
