@@ -8,15 +8,18 @@ in ``to_dict()`` (``Env``, ``Cmd``, ``WorkingDir``...), which is also what
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from pallet.errors import InvalidData
+from pallet.oci.record import field, record, replace
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Healthcheck:
     test: tuple[str, ...] = ()
     interval: int = 0  # nanoseconds, as Docker records them
@@ -50,7 +53,7 @@ class Healthcheck:
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerConfig:
     """The run-time defaults an image carries (``config`` in the image JSON)."""
 
@@ -141,7 +144,7 @@ class ContainerConfig:
         return replace(self, env=tuple(env))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class History:
     created: str = ""
     created_by: str = ""
@@ -174,7 +177,7 @@ class History:
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageConfig:
     """The whole image configuration blob."""
 
