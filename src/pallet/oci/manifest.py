@@ -8,15 +8,18 @@ manifests received from elsewhere are stored as received, never re-serialized).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from pallet.errors import InvalidData
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import validate
+from pallet.oci.record import field, record
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Platform:
     architecture: str
     os: str
@@ -52,7 +55,7 @@ class Platform:
         return cls(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else "")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Descriptor:
     media_type: str
     digest: str
@@ -102,7 +105,7 @@ def _loads(data: bytes | str, what: str) -> dict[str, Any]:
     return obj
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """An image manifest (OCI or Docker schema2)."""
 
@@ -143,7 +146,7 @@ class Manifest:
         return canonical_json(self.to_dict())
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Index:
     """An OCI image index or a Docker manifest list."""
 
