@@ -8,9 +8,9 @@ distribution project's reference grammar.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pallet.errors import InvalidReference
+from pallet.oci.record import record
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -31,7 +31,7 @@ _DIGEST_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reference:
     """A normalized image reference.
 
