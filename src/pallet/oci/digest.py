@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
 
 from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _DIGEST_RE = re.compile(r"^(sha256):([a-f0-9]{64})$|^(sha512):([a-f0-9]{128})$")
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
