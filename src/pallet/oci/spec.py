@@ -8,9 +8,11 @@ RLIMIT_NOFILE at 1048576.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pallet.oci.capabilities import DOCKER_DEFAULT
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.0.2"
 DEFAULT_CAPS = list(DOCKER_DEFAULT)
