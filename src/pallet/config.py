@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from pallet.oci.record import field, record
 
 DEFAULT_ROOT = "/var/lib/pallet"
 DEFAULT_RUN_ROOT = "/run/pallet"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """Where pallet keeps its state and which low-level runtime it uses.
 
