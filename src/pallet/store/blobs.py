@@ -16,10 +16,13 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pallet.errors import BlobNotFound, DigestMismatch, InvalidData
 from pallet.oci.digest import encoded, validate
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _FSYNC_DIRS = True
 

@@ -19,17 +19,20 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import BlobNotFound, ImageNotFound, InvalidData, InvalidReference
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import is_digest
 from pallet.oci.image import ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest, canonical_json
+from pallet.oci.record import field, record
 from pallet.oci.reference import Reference, parse
 from pallet.store.blobs import BlobStore
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_ANNOTATION = "io.containerd.image.name"
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -39,7 +42,7 @@ CONTENT_SIZE_ANNOTATION = "io.pallet.layer.content-size"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Image:
     """An image in the store, as the engine and the CLI see it."""
 
@@ -67,7 +70,7 @@ class Image:
         return self.config.diff_ids
 
 
-@dataclass
+@record
 class _Entry:
     desc: Descriptor
     name: str  # full reference, "" for a dangling entry

@@ -16,13 +16,16 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import InvalidData
 from pallet.linux import syscalls
 from pallet.oci.digest import chain_ids, encoded
 from pallet.store.blobs import BlobStore
 from pallet.store.images import Image
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def unpack(*args: Any, **kwargs: Any) -> int:
