@@ -14,9 +14,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from pallet.config import Config
 from pallet.engine.state import (
@@ -35,6 +33,11 @@ from pallet.errors import (
     NameInUse,
     PalletError,
 )
+from pallet.oci.record import field, record, replace
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_UNKNOWN = 255  # the process vanished without its status being recorded
 
@@ -47,7 +50,7 @@ def image_ids_in_use(config: Config) -> dict[str, list[str]]:
     return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CreateOptions:
     """What ``create``/``run`` were asked for, already parsed from the command line."""
 

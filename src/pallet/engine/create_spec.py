@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from pallet.config import Config
 from pallet.engine.mounts import check_duplicates
 from pallet.engine.state import ContainerSpec, MountSpec
 from pallet.errors import InvalidArgument
 
+TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
 

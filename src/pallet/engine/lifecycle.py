@@ -13,9 +13,7 @@ import json
 import os
 import stat
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pallet.engine.paths import lookup_path, secure_join
 from pallet.engine.spec_builder import HostMount, bind, command, finish_spec, process_env, tmpfs
@@ -27,9 +25,12 @@ from pallet.errors import (
     PalletError,
     RuntimeFailure,
 )
+from pallet.oci.record import replace
 
+TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
     from pallet.engine.containers import ContainerService
     from pallet.engine.volumes import VolumeService

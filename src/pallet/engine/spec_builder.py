@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from pallet.engine.state import ContainerSpec
 from pallet.engine.users import ExecUser
+from pallet.oci.record import record
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH = "/dev/init"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostMount:
     """A mount resolved to host paths: what goes into config.json."""
 

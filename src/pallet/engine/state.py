@@ -22,11 +22,14 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import ContainerNotFound, InvalidArgument, NameInUse, PalletError
+from pallet.oci.record import field, field_names, record, replace
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
@@ -114,7 +117,7 @@ def validate_name(name: str) -> str:
     return name.lstrip("/")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountSpec:
     """One mount asked for by -v / --mount / --tmpfs or an image VOLUME."""
 
@@ -150,7 +153,7 @@ class MountSpec:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerSpec:
     """Everything a container was created with (Docker's Config and HostConfig, flattened)."""
 
@@ -193,7 +196,7 @@ class ContainerSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
-        for k in self.__dataclass_fields__:
+        for k in field_names(type(self)):
             v = getattr(self, k)
             if k == "mounts":
                 v = [m.to_dict() for m in v]
@@ -205,7 +208,7 @@ class ContainerSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainerSpec:
         kw: dict[str, Any] = {}
-        for k, f in cls.__dataclass_fields__.items():
+        for k in field_names(cls):
             if k not in d:
                 continue
             v = d[k]
@@ -214,11 +217,10 @@ class ContainerSpec:
             elif isinstance(v, list):
                 v = tuple(v)
             kw[k] = v
-            del f
         return cls(**kw)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ContainerState:
     """Docker's ``State`` of a container."""
 
@@ -238,18 +240,19 @@ class ContainerState:
     seq: int = 0  # last monitor report merged
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in field_names(type(self))}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContainerState:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        names = field_names(cls)
+        return cls(**{k: v for k, v in d.items() if k in names})
 
     @property
     def running(self) -> bool:
         return self.status in ("running", "paused", "restarting")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Container:
     id: str
     name: str

@@ -8,14 +8,14 @@ group of /etc/group that lists the user by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.engine.paths import secure_join
 from pallet.errors import InvalidArgument
+from pallet.oci.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExecUser:
     uid: int
     gid: int
