@@ -197,6 +197,142 @@ def _expand_slice(slice_: str) -> str:
     return "/" + "/".join(out)
 
 
+# -- what both versions share ---------------------------------------------------------
+
+
+class ManagerBase:
+    """The part of a :class:`Manager` that is the same on v1 and v2.
+
+    A subclass says where an interface file lives (:meth:`_path`) and how each
+    resource section reaches the kernel (``_memory``, ``_cpu``, ``_block_io``,
+    ``_devices``...); this class keeps the order in which a spec's resources are
+    applied, and how a setting is written, read, or discarded with a warning.
+    """
+
+    version: Version
+    hugetlb_limit = "hugetlb.{}.max"  # the interface file of one page size's limit
+
+    def __init__(self, path: str, *, root: str, fs: CgroupFs) -> None:
+        self.path = path
+        self.root = root
+        self.fs = fs
+        self.warnings: list[str] = []
+        self.destroy_timeout = 2.0  # seconds to retry EBUSY while the last processes leave
+
+    # -- interface files ------------------------------------------------------------
+
+    def _path(self, name: str) -> str | None:
+        """Where the interface file ``name`` would be (None: its controller is not there)."""
+        raise NotImplementedError
+
+    def _file(self, name: str) -> str | None:
+        """The interface file ``name``, if the kernel offers it for this cgroup."""
+        f = self._path(name)
+        return f if f is not None and self.fs.exists(f) else None
+
+    def _write(self, name: str, value: Any, *, what: str = "") -> bool:
+        """Write a setting; one the kernel does not offer is discarded with a warning."""
+        f = self._file(name)
+        if f is None:
+            self.warnings.append(f"Your kernel does not support {what or name}; the setting was discarded")
+            return False
+        try:
+            self.fs.write(f, str(value))
+        except OSError as e:
+            raise CgroupError(f"failed to write {value} to {name}: {e.strerror or e}") from e
+        return True
+
+    def _read(self, name: str) -> str | None:
+        f = self._path(name)
+        if f is None:
+            return None
+        try:
+            return self.fs.read(f)
+        except OSError:
+            return None
+
+    def _mkdir(self, path: str) -> None:
+        if not self.fs.isdir(path):
+            try:
+                self.fs.mkdir(path)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise CgroupError(f"failed to create cgroup {path}: {e.strerror or e}") from e
+
+    def _add_to(self, directory: str, pid: int) -> None:
+        try:
+            self.fs.write(os.path.join(directory, "cgroup.procs"), str(pid))
+        except OSError as e:
+            raise CgroupError(f"failed to add pid {pid} to cgroup {directory}: {e.strerror or e}") from e
+
+    # -- limits -----------------------------------------------------------------------
+
+    def apply(self, resources: Mapping[str, Any]) -> None:
+        r = resources or {}
+        if r.get("memory"):
+            self._memory(r["memory"])
+        if r.get("cpu"):
+            self._cpu(r["cpu"])
+        pids = r.get("pids") or {}
+        if pids.get("limit"):
+            lim = int(pids["limit"])
+            self._write("pids.max", lim if lim > 0 else "max", what="PIDs limit")
+        if r.get("blockIO"):
+            self._block_io(r["blockIO"])
+        for h in r.get("hugepageLimits") or []:
+            self._write(self.hugetlb_limit.format(h["pageSize"]), int(h["limit"]))
+        self._network(r.get("network") or {})
+        if r.get("devices") is not None:
+            self._devices(r["devices"])
+        if r.get("unified"):
+            self._unified(r["unified"])
+
+    def _memory(self, m: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _cpu(self, c: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _cpuset(self, c: Mapping[str, Any]) -> None:
+        if c.get("cpus"):
+            self._write("cpuset.cpus", c["cpus"], what="cpuset")
+        if c.get("mems"):
+            self._write("cpuset.mems", c["mems"], what="cpuset")
+
+    def _block_io(self, b: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _network(self, net: Mapping[str, Any]) -> None:
+        """net_cls/net_prio: v1 only (v2 has no such controllers; the section is passed over)."""
+
+    def _devices(self, rules: list[Mapping[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _unified(self, values: Mapping[str, Any]) -> None:
+        raise CgroupError("linux.resources.unified needs cgroup v2")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _pids_stats(self) -> dict[str, Any]:
+        pids_max = self._read("pids.max")
+        return {
+            "current": parse_int(self._read("pids.current") or "0") or 0,
+            "limit": None if pids_max is None else parse_int(pids_max),
+            "peak": parse_int(self._read("pids.peak") or ""),
+            "refused": parse_flat_keyed(self._read("pids.events") or "").get("max", 0),
+        }
+
+
+def blkio_stats(service: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``blkio`` part of :meth:`Manager.stats`, from per-device byte counts."""
+    return {
+        "read_bytes": sum(e["value"] for e in service if e["op"] == "read"),
+        "write_bytes": sum(e["value"] for e in service if e["op"] == "write"),
+        "service_bytes": service,
+    }
+
+
 # -- helpers shared by both versions ------------------------------------------------
 
 

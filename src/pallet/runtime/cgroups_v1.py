@@ -11,7 +11,9 @@ from pallet.runtime.cgroups import (
     V1_CONTROLLERS,
     CgroupError,
     CgroupFs,
+    ManagerBase,
     Version,
+    blkio_stats,
     device_rule,
     parse_flat_keyed,
     parse_int,
@@ -25,16 +27,18 @@ V1_UNLIMITED = 9223372036854771712
 _USER_HZ = 100
 
 
-class V1Manager:
-    """A cgroup spread over the v1 controller hierarchies mounted under ``root``."""
+class V1Manager(ManagerBase):
+    """A cgroup spread over the v1 controller hierarchies mounted under ``root``.
+
+    An interface file is named as on v2 (``memory.limit_in_bytes``); the part
+    before the first dot is the controller whose hierarchy holds it.
+    """
+
+    hugetlb_limit = "hugetlb.{}.limit_in_bytes"
 
     def __init__(self, path: str, *, root: str, fs: CgroupFs, version: Version = "v1") -> None:
-        self.path = path
-        self.root = root
-        self.fs = fs
-        self.version: Version = version
-        self.warnings: list[str] = []
-        self.destroy_timeout = 2.0  # seconds to retry EBUSY while the last processes leave
+        super().__init__(path, root=root, fs=fs)
+        self.version = version
         self.mounts = self._mounts()
         # controller -> this cgroup's directory in that controller's hierarchy
         self.dirs = {c: m + path for c, m in self.mounts.items()}
@@ -60,34 +64,9 @@ class V1Manager:
     def _unique_dirs(self) -> list[str]:
         return sorted(set(self.dirs.values()))
 
-    def _file(self, controller: str, name: str) -> str | None:
-        d = self.dirs.get(controller)
-        if d is None:
-            return None
-        f = os.path.join(d, name)
-        return f if self.fs.exists(f) else None
-
-    def _write(self, controller: str, name: str, value: Any, *, what: str = "") -> bool:
-        f = self._file(controller, name)
-        if f is None:
-            self.warnings.append(
-                f"Your kernel does not support {what or name}; the setting was discarded"
-            )
-            return False
-        try:
-            self.fs.write(f, str(value))
-        except OSError as e:
-            raise CgroupError(f"failed to write {value} to {name}: {e.strerror or e}") from e
-        return True
-
-    def _read(self, controller: str, name: str) -> str | None:
-        f = self._file(controller, name)
-        if f is None:
-            return None
-        try:
-            return self.fs.read(f)
-        except OSError:
-            return None
+    def _path(self, name: str) -> str | None:
+        d = self.dirs.get(name.partition(".")[0])
+        return None if d is None else os.path.join(d, name)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -99,13 +78,7 @@ class V1Manager:
             cur = mount
             for comp in self.path.strip("/").split("/"):
                 parent, cur = cur, os.path.join(cur, comp)
-                if not self.fs.isdir(cur):
-                    try:
-                        self.fs.mkdir(cur)
-                    except FileExistsError:
-                        pass
-                    except OSError as e:
-                        raise CgroupError(f"failed to create cgroup {cur}: {e.strerror or e}") from e
+                self._mkdir(cur)
                 if controller == "cpuset":
                     self._inherit_cpuset(parent, cur)
 
@@ -118,10 +91,7 @@ class V1Manager:
 
     def add(self, pid: int) -> None:
         for d in self._unique_dirs():
-            try:
-                self.fs.write(os.path.join(d, "cgroup.procs"), str(pid))
-            except OSError as e:
-                raise CgroupError(f"failed to add pid {pid} to cgroup {d}: {e.strerror or e}") from e
+            self._add_to(d, pid)
 
     def destroy(self) -> None:
         for d in self._unique_dirs():
@@ -143,46 +113,28 @@ class V1Manager:
         self._freezer("THAWED")
 
     def frozen(self) -> bool:
-        return (self._read("freezer", "freezer.state") or "").strip() in ("FROZEN", "FREEZING")
+        return (self._read("freezer.state") or "").strip() in ("FROZEN", "FREEZING")
 
     def _freezer(self, state: str) -> None:
-        if self._file("freezer", "freezer.state") is None:
+        if self._file("freezer.state") is None:
             raise CgroupError("the freezer cgroup is not available")
-        self._write("freezer", "freezer.state", state)
+        self._write("freezer.state", state)
 
         def done() -> bool:
-            cur = (self._read("freezer", "freezer.state") or "").strip()
+            cur = (self._read("freezer.state") or "").strip()
             if cur == "FREEZING":
-                self._write("freezer", "freezer.state", state)  # nudge, as the kernel may stall
+                self._write("freezer.state", state)  # nudge, as the kernel may stall
             return cur == state
 
         wait_until(done, f"cgroup {self.path} to become {state}")
 
     # -- limits -------------------------------------------------------------------
 
-    def apply(self, resources: Mapping[str, Any]) -> None:
-        r = resources or {}
-        if r.get("memory"):
-            self._memory(r["memory"])
-        if r.get("cpu"):
-            self._cpu(r["cpu"])
-        pids = r.get("pids") or {}
-        if pids.get("limit"):
-            lim = int(pids["limit"])
-            self._write("pids", "pids.max", lim if lim > 0 else "max", what="PIDs limit")
-        if r.get("blockIO"):
-            self._blkio(r["blockIO"])
-        for h in r.get("hugepageLimits") or []:
-            self._write("hugetlb", f"hugetlb.{h['pageSize']}.limit_in_bytes", int(h["limit"]))
-        net = r.get("network") or {}
+    def _network(self, net: Mapping[str, Any]) -> None:
         if net.get("classID") is not None:
-            self._write("net_cls", "net_cls.classid", int(net["classID"]))
+            self._write("net_cls.classid", int(net["classID"]))
         for p in net.get("priorities") or []:
-            self._write("net_prio", "net_prio.ifpriomap", f"{p['name']} {int(p['priority'])}")
-        if r.get("devices") is not None:
-            self._devices(r["devices"])
-        if r.get("unified"):
-            raise CgroupError("linux.resources.unified needs cgroup v2")
+            self._write("net_prio.ifpriomap", f"{p['name']} {int(p['priority'])}")
 
     def _memory(self, m: Mapping[str, Any]) -> None:
         limit = m.get("limit")
@@ -193,7 +145,7 @@ class V1Manager:
         if limit is not None and limit != 0:
             writes.append(("memory.limit_in_bytes", int(limit)))
         if swap is not None and swap != 0:
-            if self._file("memory", "memory.memsw.limit_in_bytes") is None:
+            if self._file("memory.memsw.limit_in_bytes") is None:
                 self.warnings.append(
                     "Your kernel does not support swap limit capabilities or the cgroup is not "
                     "mounted. Memory limited without swap."
@@ -202,59 +154,56 @@ class V1Manager:
                 writes.append(("memory.memsw.limit_in_bytes", int(swap)))
         if len(writes) == 2:
             # the kernel keeps limit <= memsw at every step: raise memsw first when growing
-            cur = parse_int(self._read("memory", "memory.limit_in_bytes") or "") or 0
+            cur = parse_int(self._read("memory.limit_in_bytes") or "") or 0
             if swap == -1 or cur < int(swap or 0):
                 writes.reverse()
         self._write_in_order(writes)
         if m.get("reservation") is not None and m["reservation"] != 0:
-            self._write("memory", "memory.soft_limit_in_bytes", int(m["reservation"]))
+            self._write("memory.soft_limit_in_bytes", int(m["reservation"]))
         if m.get("disableOOMKiller"):
-            self._write("memory", "memory.oom_control", 1, what="OOM killer disabling")
-        elif m.get("disableOOMKiller") is False and self._file("memory", "memory.oom_control"):
-            self._write("memory", "memory.oom_control", 0)
+            self._write("memory.oom_control", 1, what="OOM killer disabling")
+        elif m.get("disableOOMKiller") is False and self._file("memory.oom_control"):
+            self._write("memory.oom_control", 0)
         if m.get("swappiness") is not None and 0 <= int(m["swappiness"]) <= 100:
-            self._write("memory", "memory.swappiness", int(m["swappiness"]))
+            self._write("memory.swappiness", int(m["swappiness"]))
 
     def _write_in_order(self, writes: list[tuple[str, int]]) -> None:
         try:
             for name, value in writes:
-                self._write("memory", name, value)
+                self._write(name, value)
         except CgroupError as e:
             if len(writes) < 2 or not isinstance(e.__cause__, OSError) or e.__cause__.errno != errno.EINVAL:
                 raise
             for name, value in reversed(writes):
-                self._write("memory", name, value)
+                self._write(name, value)
 
     def _cpu(self, c: Mapping[str, Any]) -> None:
         if c.get("shares"):
-            self._write("cpu", "cpu.shares", int(c["shares"]), what="CPU shares")
+            self._write("cpu.shares", int(c["shares"]), what="CPU shares")
         if c.get("period"):
-            self._write("cpu", "cpu.cfs_period_us", int(c["period"]), what="CPU CFS scheduler")
+            self._write("cpu.cfs_period_us", int(c["period"]), what="CPU CFS scheduler")
         if c.get("quota") is not None and c["quota"] != 0:
             q = int(c["quota"])
-            self._write("cpu", "cpu.cfs_quota_us", q if q > 0 else -1, what="CPU CFS scheduler")
+            self._write("cpu.cfs_quota_us", q if q > 0 else -1, what="CPU CFS scheduler")
         if c.get("burst") is not None:
-            self._write("cpu", "cpu.cfs_burst_us", int(c["burst"]), what="CPU burst")
+            self._write("cpu.cfs_burst_us", int(c["burst"]), what="CPU burst")
         if c.get("realtimePeriod"):
-            self._write("cpu", "cpu.rt_period_us", int(c["realtimePeriod"]), what="realtime period")
+            self._write("cpu.rt_period_us", int(c["realtimePeriod"]), what="realtime period")
         if c.get("realtimeRuntime"):
-            self._write("cpu", "cpu.rt_runtime_us", int(c["realtimeRuntime"]), what="realtime runtime")
+            self._write("cpu.rt_runtime_us", int(c["realtimeRuntime"]), what="realtime runtime")
         if c.get("idle") is not None:
-            self._write("cpu", "cpu.idle", int(c["idle"]), what="SCHED_IDLE")
-        if c.get("cpus"):
-            self._write("cpuset", "cpuset.cpus", c["cpus"], what="cpuset")
-        if c.get("mems"):
-            self._write("cpuset", "cpuset.mems", c["mems"], what="cpuset")
+            self._write("cpu.idle", int(c["idle"]), what="SCHED_IDLE")
+        self._cpuset(c)
 
-    def _blkio(self, b: Mapping[str, Any]) -> None:
+    def _block_io(self, b: Mapping[str, Any]) -> None:
         if b.get("weight"):
-            name = "blkio.weight" if self._file("blkio", "blkio.weight") else "blkio.bfq.weight"
-            self._write("blkio", name, int(b["weight"]), what="Block I/O weight")
+            name = "blkio.weight" if self._file("blkio.weight") else "blkio.bfq.weight"
+            self._write(name, int(b["weight"]), what="Block I/O weight")
         if b.get("leafWeight"):
-            self._write("blkio", "blkio.leaf_weight", int(b["leafWeight"]), what="Block I/O leaf weight")
+            self._write("blkio.leaf_weight", int(b["leafWeight"]), what="Block I/O leaf weight")
         for d in b.get("weightDevice") or []:
-            name = "blkio.weight_device" if self._file("blkio", "blkio.weight_device") else "blkio.bfq.weight_device"
-            self._write("blkio", name, f"{d['major']}:{d['minor']} {int(d['weight'])}", what="Block I/O weight_device")
+            name = "blkio.weight_device" if self._file("blkio.weight_device") else "blkio.bfq.weight_device"
+            self._write(name, f"{d['major']}:{d['minor']} {int(d['weight'])}", what="Block I/O weight_device")
         for key, name in (
             ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
             ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
@@ -262,7 +211,7 @@ class V1Manager:
             ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
         ):
             for d in b.get(key) or []:
-                self._write("blkio", name, f"{d['major']}:{d['minor']} {int(d['rate'])}", what=name)
+                self._write(name, f"{d['major']}:{d['minor']} {int(d['rate'])}", what=name)
 
     def _devices(self, rules: list[Mapping[str, Any]]) -> None:
         if "devices" not in self.dirs:
@@ -270,31 +219,30 @@ class V1Manager:
             return
         for rule in rules:
             name = "devices.allow" if rule.get("allow") else "devices.deny"
-            self._write("devices", name, device_rule(rule))
+            self._write(name, device_rule(rule))
 
     # -- reading ------------------------------------------------------------------
 
     def oom_killed(self) -> bool:
-        text = self._read("memory", "memory.oom_control")
+        text = self._read("memory.oom_control")
         return bool(text) and parse_flat_keyed(text or "").get("oom_kill", 0) > 0
 
     def stats(self) -> dict[str, Any]:
-        def num(c: str, f: str) -> int | None:
-            t = self._read(c, f)
+        def num(f: str) -> int | None:
+            t = self._read(f)
             return None if t is None else parse_int(t)
 
-        percpu = [int(x) for x in (self._read("cpuacct", "cpuacct.usage_percpu") or "").split()]
-        ticks = parse_flat_keyed(self._read("cpuacct", "cpuacct.stat") or "")
-        throttle = parse_flat_keyed(self._read("cpu", "cpu.stat") or "")
-        mstat = parse_flat_keyed(self._read("memory", "memory.stat") or "")
-        limit = num("memory", "memory.limit_in_bytes")
-        pids_max = self._read("pids", "pids.max")
-        service = _blkio_entries(self._read("blkio", "blkio.throttle.io_service_bytes_recursive") or "")
+        percpu = [int(x) for x in (self._read("cpuacct.usage_percpu") or "").split()]
+        ticks = parse_flat_keyed(self._read("cpuacct.stat") or "")
+        throttle = parse_flat_keyed(self._read("cpu.stat") or "")
+        mstat = parse_flat_keyed(self._read("memory.stat") or "")
+        limit = num("memory.limit_in_bytes")
+        service = _blkio_entries(self._read("blkio.throttle.io_service_bytes_recursive") or "")
         if not service:
-            service = _blkio_entries(self._read("blkio", "blkio.io_service_bytes_recursive") or "")
+            service = _blkio_entries(self._read("blkio.io_service_bytes_recursive") or "")
         return {
             "cpu": {
-                "usage_total": num("cpuacct", "cpuacct.usage") or 0,
+                "usage_total": num("cpuacct.usage") or 0,
                 "usage_user": ticks.get("user", 0) * 1_000_000_000 // _USER_HZ,
                 "usage_system": ticks.get("system", 0) * 1_000_000_000 // _USER_HZ,
                 "percpu": percpu,
@@ -305,24 +253,15 @@ class V1Manager:
                 },
             },
             "memory": {
-                "usage": num("memory", "memory.usage_in_bytes") or 0,
-                "max_usage": num("memory", "memory.max_usage_in_bytes") or 0,
+                "usage": num("memory.usage_in_bytes") or 0,
+                "max_usage": num("memory.max_usage_in_bytes") or 0,
                 "limit": None if limit is None or limit >= V1_UNLIMITED else limit,
-                "failcnt": num("memory", "memory.failcnt") or 0,
+                "failcnt": num("memory.failcnt") or 0,
                 "inactive_file": mstat.get("total_inactive_file", mstat.get("inactive_file", 0)),
                 "stats": mstat,
             },
-            "pids": {
-                "current": num("pids", "pids.current") or 0,
-                "limit": None if pids_max is None else parse_int(pids_max),
-                "peak": num("pids", "pids.peak"),
-                "refused": parse_flat_keyed(self._read("pids", "pids.events") or "").get("max", 0),
-            },
-            "blkio": {
-                "read_bytes": sum(e["value"] for e in service if e["op"] == "read"),
-                "write_bytes": sum(e["value"] for e in service if e["op"] == "write"),
-                "service_bytes": service,
-            },
+            "pids": self._pids_stats(),
+            "blkio": blkio_stats(service),
         }
 
 

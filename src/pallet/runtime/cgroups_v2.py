@@ -10,7 +10,9 @@ from pallet.runtime.cgroups import (
     V2_CONTROLLERS,
     CgroupError,
     CgroupFs,
+    ManagerBase,
     Version,
+    blkio_stats,
     parse_flat_keyed,
     parse_int,
     read_pids,
@@ -31,41 +33,17 @@ def blkio_weight_to_io_weight(weight: int) -> int:
     return 1 + ((weight - 10) * 9999) // 990
 
 
-class V2Manager:
+class V2Manager(ManagerBase):
     """A cgroup in the unified hierarchy mounted at ``root``."""
 
+    version: Version = "v2"
+
     def __init__(self, path: str, *, root: str, fs: CgroupFs) -> None:
-        self.path = path
-        self.root = root
-        self.fs = fs
-        self.version: Version = "v2"
-        self.warnings: list[str] = []
-        self.destroy_timeout = 2.0  # seconds to retry EBUSY while the last processes leave
+        super().__init__(path, root=root, fs=fs)
         self.dir = root.rstrip("/") + path
 
-    def _f(self, name: str) -> str:
+    def _path(self, name: str) -> str:
         return os.path.join(self.dir, name)
-
-    def _has(self, name: str) -> bool:
-        return self.fs.exists(self._f(name))
-
-    def _write(self, name: str, value: Any, *, what: str = "") -> bool:
-        if not self._has(name):
-            self.warnings.append(
-                f"Your kernel does not support {what or name}; the setting was discarded"
-            )
-            return False
-        try:
-            self.fs.write(self._f(name), str(value))
-        except OSError as e:
-            raise CgroupError(f"failed to write {value} to {name}: {e.strerror or e}") from e
-        return True
-
-    def _read(self, name: str) -> str | None:
-        try:
-            return self.fs.read(self._f(name))
-        except OSError:
-            return None
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -77,13 +55,7 @@ class V2Manager:
         for comp in self.path.strip("/").split("/"):
             self._delegate(cur)
             cur = os.path.join(cur, comp)
-            if not self.fs.isdir(cur):
-                try:
-                    self.fs.mkdir(cur)
-                except FileExistsError:
-                    pass
-                except OSError as e:
-                    raise CgroupError(f"failed to create cgroup {cur}: {e.strerror or e}") from e
+            self._mkdir(cur)
 
     def _delegate(self, parent: str) -> None:
         """Enable in ``parent``'s children every controller we use that it has."""
@@ -101,10 +73,7 @@ class V2Manager:
                     self.warnings.append(f"cannot enable the {c} controller in {parent}: {e.strerror or e}")
 
     def add(self, pid: int) -> None:
-        try:
-            self.fs.write(self._f("cgroup.procs"), str(pid))
-        except OSError as e:
-            raise CgroupError(f"failed to add pid {pid} to cgroup {self.dir}: {e.strerror or e}") from e
+        self._add_to(self.dir, pid)
 
     def destroy(self) -> None:
         remove_tree(self.fs, self.dir, self.destroy_timeout)
@@ -124,7 +93,7 @@ class V2Manager:
         return (self._read("cgroup.freeze") or "0").strip() == "1"
 
     def _freeze(self, value: int) -> None:
-        if not self._has("cgroup.freeze"):
+        if self._file("cgroup.freeze") is None:
             raise CgroupError("the cgroup freezer is not available (needs Linux 5.2)")
         self._write("cgroup.freeze", value)
         wait_until(
@@ -134,23 +103,8 @@ class V2Manager:
 
     # -- limits -------------------------------------------------------------------
 
-    def apply(self, resources: Mapping[str, Any]) -> None:
-        r = resources or {}
-        if r.get("memory"):
-            self._memory(r["memory"])
-        if r.get("cpu"):
-            self._cpu(r["cpu"])
-        pids = r.get("pids") or {}
-        if pids.get("limit"):
-            lim = int(pids["limit"])
-            self._write("pids.max", lim if lim > 0 else "max", what="PIDs limit")
-        if r.get("blockIO"):
-            self._io(r["blockIO"])
-        for h in r.get("hugepageLimits") or []:
-            self._write(f"hugetlb.{h['pageSize']}.max", int(h["limit"]))
-        if r.get("devices"):
-            self._devices(r["devices"])
-        for key, value in (r.get("unified") or {}).items():
+    def _unified(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
             if "/" in key or key.startswith("."):
                 raise CgroupError(f"invalid unified resource {key!r}")
             self._write(key, value)
@@ -197,14 +151,11 @@ class V2Manager:
             self._write("cpu.idle", int(c["idle"]), what="SCHED_IDLE")
         if c.get("realtimeRuntime") or c.get("realtimePeriod"):
             self.warnings.append("cgroup v2 has no realtime CPU limits; the setting was discarded")
-        if c.get("cpus"):
-            self._write("cpuset.cpus", c["cpus"], what="cpuset")
-        if c.get("mems"):
-            self._write("cpuset.mems", c["mems"], what="cpuset")
+        self._cpuset(c)
 
-    def _io(self, b: Mapping[str, Any]) -> None:
+    def _block_io(self, b: Mapping[str, Any]) -> None:
         if b.get("weight"):
-            if self._has("io.bfq.weight"):
+            if self._file("io.bfq.weight"):
                 self._write("io.bfq.weight", int(b["weight"]))
             else:
                 self._write("io.weight", blkio_weight_to_io_weight(int(b["weight"])), what="Block I/O weight")
@@ -222,6 +173,8 @@ class V2Manager:
 
     def _devices(self, rules: list[Mapping[str, Any]]) -> None:
         # v2 has no devices.allow/deny: an eBPF program attached to the cgroup decides
+        if not rules:
+            return
         from pallet.runtime.cgroups_devices import program
 
         prog = program(rules)
@@ -239,7 +192,6 @@ class V2Manager:
         cpu = parse_flat_keyed(self._read("cpu.stat") or "")
         mstat = parse_flat_keyed(self._read("memory.stat") or "")
         limit = parse_int(self._read("memory.max") or "max")
-        pids_max = self._read("pids.max")
         service: list[dict[str, Any]] = []
         for line in (self._read("io.stat") or "").splitlines():
             dev, *fields = line.split()
@@ -270,15 +222,6 @@ class V2Manager:
                 "inactive_file": mstat.get("inactive_file", 0),
                 "stats": mstat,
             },
-            "pids": {
-                "current": parse_int(self._read("pids.current") or "0") or 0,
-                "limit": None if pids_max is None else parse_int(pids_max),
-                "peak": parse_int(self._read("pids.peak") or ""),
-                "refused": parse_flat_keyed(self._read("pids.events") or "").get("max", 0),
-            },
-            "blkio": {
-                "read_bytes": sum(e["value"] for e in service if e["op"] == "read"),
-                "write_bytes": sum(e["value"] for e in service if e["op"] == "write"),
-                "service_bytes": service,
-            },
+            "pids": self._pids_stats(),
+            "blkio": blkio_stats(service),
         }
