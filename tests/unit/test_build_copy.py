@@ -114,3 +114,20 @@ def test_digest_follows_content_not_mtime(ctx: Context, tmp_path: Path) -> None:
     assert plan_digest(_plan(ctx, ["dir"], "/d"), cache) != d1
     cache.save()
     assert HashCache(tmp_path / "h.json").data
+
+
+def test_hash_cache_keeps_only_its_scope(tmp_path: Path) -> None:
+    ctx_dir, other = tmp_path / "ctx", tmp_path / "ctx-other"
+    for d in (ctx_dir, other):
+        d.mkdir()
+        (d / "f").write_text("x")
+    cache = HashCache(tmp_path / "h" / "one.json", scope=ctx_dir)
+    inside = cache.digest(ctx_dir / "f", os.stat(ctx_dir / "f"))
+    outside = cache.digest(other / "f", os.stat(other / "f"))  # e.g. a mounted stage: hashed, not kept
+    assert inside == outside
+    cache.save()
+    assert list(HashCache(tmp_path / "h" / "one.json").data) == [str(ctx_dir / "f")]
+    # a kept digest is used while the file's signature holds, not recomputed
+    kept = HashCache(tmp_path / "h" / "one.json", scope=ctx_dir)
+    kept.data[str(ctx_dir / "f")][4] = "0" * 64
+    assert kept.digest(ctx_dir / "f", os.stat(ctx_dir / "f")) == "0" * 64

@@ -101,6 +101,7 @@ class Builder:
         self.host_platform = host_platform
         self.cache = StepCache(work_dir, store.blobs)
         self._hashes: HashCache | None = None
+        self._context_root: Path | None = None
         self.step = 0
         self.total = 0
         self.tail: list[str] = []
@@ -113,17 +114,25 @@ class Builder:
 
     @property
     def hashes(self) -> HashCache:
-        """Content digests of context files, read on the first COPY or ADD."""
+        """Content digests of the context's files, read on the first COPY or ADD.
+
+        One file per context directory (``hashes/``), so a build reads only its own.
+        """
         if self._hashes is None:
             from pallet.build.copy import HashCache
 
-            self._hashes = HashCache(self.work / "hashes.json")
+            root = self._context_root
+            path = None
+            if root is not None:
+                path = self.work / "hashes" / (hashlib.sha256(str(root).encode()).hexdigest()[:32] + ".json")
+            self._hashes = HashCache(path, scope=root)
         return self._hashes
 
     # -- entry point -----------------------------------------------------------------------
 
     def build(self, ctx: Context, opts: BuildOptions) -> Image:
         text, name = ctx.dockerfile_text, ctx.dockerfile_name
+        self._context_root = None if ctx.extracted else ctx.root  # digests of a temporary copy are not kept
         df = parse(text, name, ParseCache(self.work).records(text, name))
         self.current_df = df
         self._no_cache = opts.no_cache

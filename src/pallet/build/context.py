@@ -36,6 +36,11 @@ class Context:
         self._cleanup: list[Path] = [] if cleanup is None else cleanup
         self._files: list[str] | None = None
 
+    @property
+    def extracted(self) -> bool:
+        """The context was unpacked from an archive (or stdin) into a temporary directory."""
+        return bool(self._cleanup)
+
     def close(self) -> None:
         import shutil
 

@@ -240,10 +240,15 @@ def _add_parents(p: Plan, image_stat: Callable[[str], os.stat_result | None], ui
 
 
 class HashCache:
-    """Content digests of files keyed by (path, inode, size, mtime, ctime): rehash only what changed."""
+    """Content digests of files keyed by (path, inode, size, mtime, ctime): rehash only what changed.
 
-    def __init__(self, path: Path | None) -> None:
+    Only files under ``scope`` (a build's context) are remembered, when it is given: the
+    sources of ``COPY --from`` and downloads live in temporary directories.
+    """
+
+    def __init__(self, path: Path | None, scope: Path | None = None) -> None:
         self.path = path
+        self.scope = None if scope is None else str(scope).rstrip("/") + "/"
         self.data: dict[str, list[object]] = {}
         self.dirty = False
         if path is not None:
@@ -263,13 +268,15 @@ class HashCache:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
         d = h.hexdigest()
-        self.data[key] = [*sig, d]
-        self.dirty = True
+        if self.scope is None or key.startswith(self.scope):
+            self.data[key] = [*sig, d]
+            self.dirty = True
         return d
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}")
         tmp.write_text(json.dumps(self.data))
         os.replace(tmp, self.path)

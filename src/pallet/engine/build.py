@@ -202,7 +202,7 @@ def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
 
 
 def prune(config: Config, all_: bool = False) -> int:
-    """``builder prune``: the step cache, cache mounts and hash cache; bytes reclaimed."""
+    """``builder prune``: the step cache, cache mounts, hash and parse caches; bytes reclaimed."""
     from pallet.engine.rootfs import remove_tree
 
     work = build_dir(config)
@@ -219,13 +219,14 @@ def prune(config: Config, all_: bool = False) -> int:
         if p.exists():
             total += p.stat().st_size
             p.unlink()
-    mounts = work / "mounts"
-    if mounts.exists():
-        for dirpath, _d, files in os.walk(mounts):
-            for f in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-        remove_tree(mounts)
+    for name in ("mounts", "hashes"):
+        d = work / name
+        if d.exists():
+            for dirpath, _d, files in os.walk(d):
+                for f in files:
+                    with contextlib.suppress(OSError):
+                        total += os.lstat(os.path.join(dirpath, f)).st_size
+            remove_tree(d)
     # the blobs only the cache held (images keep theirs); skipped while a build or pull runs
     with contextlib.suppress(Exception):
         total += ImageService(config).gc(candidates=candidates)
