@@ -9,7 +9,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.config import Config
@@ -20,6 +19,7 @@ from pallet.oci import mediatypes as mt
 from pallet.oci.digest import chain_ids
 from pallet.oci.image import ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
+from pallet.oci.record import record
 from pallet.oci.reference import Reference, parse
 from pallet.store import Image, Store
 
@@ -38,13 +38,13 @@ def host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RemoveResult:
     untagged: tuple[str, ...]
     deleted: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PruneResult:
     deleted: tuple[str, ...]  # "Untagged: x" / "Deleted: sha256:..." lines in order
     reclaimed: int
