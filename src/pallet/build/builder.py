@@ -11,7 +11,6 @@ import posixpath
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pallet.build import dispatch
@@ -23,6 +22,7 @@ from pallet.errors import ImageNotFound
 from pallet.oci import mediatypes as mt
 from pallet.oci.image import DEFAULT_PATH, ContainerConfig, History, ImageConfig
 from pallet.oci.manifest import Descriptor, Manifest
+from pallet.oci.record import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pallet.store import Image, Store
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BuildOptions:
     tags: tuple[str, ...] = ()
     build_args: dict[str, str | None] = field(default_factory=dict)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from pallet.oci.image import ContainerConfig, ImageConfig
 from pallet.oci.manifest import Descriptor
+from pallet.oci.record import replace
 
 TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:

@@ -4,11 +4,11 @@ container config and the history comment Docker's classic builder records for it
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from pallet.build.lex import expand_word, expand_words
 from pallet.build.parser import BuildError, Instruction
 from pallet.oci.image import ContainerConfig, Healthcheck
+from pallet.oci.record import replace
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 

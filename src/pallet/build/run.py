@@ -7,22 +7,23 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from pallet.oci.record import field, record
 
 # paths the runtime creates as mount points: not part of the layer when they were not in the image
 MOUNT_POINTS = ("proc", "sys", "dev", "etc/resolv.conf", "etc/hosts", "etc/hostname", "run/secrets")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BindMount:
     source: str
     destination: str
     read_only: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunRequest:
     id: str
     rootfs: Path
