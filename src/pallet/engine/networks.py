@@ -5,6 +5,10 @@ under the run root, named by the container's id), which the OCI runtime joins
 through the spec's ``linux.namespaces`` path; the CNI lists of its networks run
 on it (ADD at start, DEL at stop, CHECK on demand).  ``none`` and ``host`` need
 nothing here; ``container:NAME`` shares another container's namespace.
+
+The hosts and resolv.conf files are written by :mod:`pallet.engine.network_names`;
+network-wide operations (``network inspect``/``rm``, ``reconcile`` after a crash) are
+in :mod:`pallet.engine.network_ops`, whose names this module offers too.
 """
 
 from __future__ import annotations
@@ -17,20 +21,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pallet.config import Config
+from pallet.engine.network_names import (
+    refresh_peers,
+    resolv_conf,
+    spec_extra,
+    write_hosts,
+    write_hosts_of,
+)
 from pallet.errors import (
     Conflict,
     InvalidArgument,
     NetworkNotFound,
     NotFound,
-    PalletError,
     RuntimeFailure,
 )
-from pallet.network import cni, endpoints, firewall, hosts, netns, ports, registry
-from pallet.network.conflist import Network, inspect_doc
+from pallet.network import cni, endpoints, firewall, netns, ports, registry
+from pallet.network.conflist import Network
 from pallet.network.endpoints import Attached, Endpoint
 from pallet.network.registry import DEFAULT_NETWORK
 
 if TYPE_CHECKING:
+    from pallet.engine.network_ops import destroy_default as destroy_default
+    from pallet.engine.network_ops import network_inspect as network_inspect
+    from pallet.engine.network_ops import network_users as network_users
+    from pallet.engine.network_ops import reconcile as reconcile
+    from pallet.engine.network_ops import referenced as referenced
+    from pallet.engine.network_ops import remove_network as remove_network
     from pallet.engine.state import Container
 
 __all__ = [
@@ -153,10 +169,6 @@ def _detach(config: Config, ep: Endpoint, a: Attached) -> list[cni.CniError]:
                         registry.cni_path(config), a.result)
 
 
-def _spec_extra(c: Container, key: str, default: Any) -> Any:
-    return getattr(c.spec, key, None) or (c.spec.annotations or {}).get(f"pallet.network.{key}") or default
-
-
 def setup(config: Config, c: Container) -> SetupResult:
     """Before the runtime creates the container: its namespace, its addresses, its ports."""
     from pallet.engine.lifecycle import hostname_of
@@ -171,9 +183,9 @@ def setup(config: Config, c: Container) -> SetupResult:
             raise Conflict(f"cannot join network of a non running container: {name}")
         return SetupResult(ep.netns, "")
     teardown(config, c)  # whatever a crash left
-    aliases = tuple(_spec_extra(c, "aliases", ()))
-    ip = str(_spec_extra(c, "ip", ""))
-    publish_all = bool(_spec_extra(c, "publish_all", False))
+    aliases = tuple(spec_extra(c, "aliases", ()))
+    ip = str(spec_extra(c, "ip", ""))
+    publish_all = bool(spec_extra(c, "publish_all", False))
     wanted = ports.parse_all(c.spec.port_bindings, c.spec.exposed_ports, publish_all)
     with registry.locked(config):
         bound = tuple(ports.allocate(wanted, _in_use_ports(config, c.id, wanted)))
@@ -211,83 +223,11 @@ def teardown(config: Config, c: Container | str) -> list[str]:
             errors += [str(e) for e in _detach(config, ep, a)]
         netns.remove(Path(ep.netns))
         endpoints.delete(config, cid)
-        _refresh_peers(config, ep, exclude=cid)
+        refresh_peers(config, ep, exclude=cid)
     path = endpoints.netns_dir(config) / cid
     if path.exists():
         netns.remove(path)
     return errors
-
-
-# -- names: /etc/hosts of the containers of a user-defined network --------------------------
-
-
-def _peers(config: Config, ep: Endpoint) -> list[hosts.Peer]:
-    mine = {a.network for a in ep.attached if not a.builtin}
-    out = []
-    for other in endpoints.all_endpoints(config):
-        if other.container_id == ep.container_id:
-            continue
-        for a in other.attached:
-            if a.network in mine and a.result:
-                ip = cni.result_ip(a.result)[0]
-                out.append(hosts.Peer(ip, (other.name, *a.aliases, other.container_id[:12])))
-    return out
-
-
-def _own_ip(ep: Endpoint) -> str:
-    for a in ep.attached:
-        if a.result:
-            return cni.result_ip(a.result)[0]
-    return ""
-
-
-def _write_hosts_of(config: Config, ep: Endpoint, extra: tuple[str, ...]) -> None:
-    if not ep.hosts_path or not Path(ep.hosts_path).exists():
-        return
-    text = hosts.hosts_text(ep.hostname, _own_ip(ep), extra, _peers(config, ep))
-    hosts.rewrite_in_place(Path(ep.hosts_path), text)
-
-
-def _refresh_peers(config: Config, ep: Endpoint, exclude: str = "") -> None:
-    nets = {a.network for a in ep.attached if not a.builtin}
-    if not nets:
-        return
-    for other in endpoints.all_endpoints(config):
-        if other.container_id == exclude or other.container_id == ep.container_id:
-            continue
-        if nets & {a.network for a in other.attached}:
-            with contextlib.suppress(OSError):
-                _write_hosts_of(config, other, tuple(other.extra.get("extra_hosts") or ()))
-
-
-def write_hosts(config: Config, c: Container) -> None:
-    """After the engine wrote the container's /etc files: its peers in its hosts file, and it in theirs."""
-    ep = endpoints.load(config, c.id)
-    if ep is None:
-        return
-    ep = replace(ep, hosts_path=str(c.dir / "hosts"), extra={**ep.extra, "extra_hosts": list(c.spec.extra_hosts)})
-    endpoints.save(config, ep)
-    _write_hosts_of(config, ep, c.spec.extra_hosts)
-    _refresh_peers(config, ep)
-    search = tuple(_spec_extra(c, "dns_search", ()))
-    opts = tuple(_spec_extra(c, "dns_options", ()))
-    resolv = c.dir / "resolv.conf"
-    if resolv.exists():
-        hosts.rewrite_in_place(resolv, resolv_conf(c.spec.dns, search, opts))
-
-
-def resolv_conf(dns: tuple[str, ...] = (), search: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> str:
-    """A container's (or a build step's) resolv.conf: the host's, loopback servers left out."""
-    def read(p: str) -> str:
-        try:
-            return Path(p).read_text()
-        except OSError:
-            return ""
-
-    host = read("/etc/resolv.conf")
-    # a local stub resolver (systemd-resolved) is unreachable from a container: its upstream servers are not
-    upstream = read("/run/systemd/resolve/resolv.conf")
-    return hosts.resolv_text(host, dns, search, options, fallback=upstream)
 
 
 # -- inspect ------------------------------------------------------------------------------
@@ -405,8 +345,8 @@ def disconnect(config: Config, c: Container, network: str, force: bool = False) 
         _detach(config, ep, a)
         ep = ep.without(net.name)
         endpoints.save(config, ep)
-        _refresh_peers(config, replace(ep, attached=(a,)))
-        _write_hosts_of(config, ep, tuple(ep.extra.get("extra_hosts") or ()))
+        refresh_peers(config, replace(ep, attached=(a,)))
+        write_hosts_of(config, ep, tuple(ep.extra.get("extra_hosts") or ()))
     if net.name == primary:
         conns[net.name] = {"disconnected": True}
     else:
@@ -419,128 +359,18 @@ def forget(config: Config, container_id: str) -> None:
     endpoints.save_connections(config, container_id, {})
 
 
-# -- networks ------------------------------------------------------------------------------
+# -- network-wide operations (pallet.engine.network_ops) -----------------------------------
+
+_OPS = frozenset({"network_users", "referenced", "network_inspect", "remove_network", "destroy_default",
+                  "reconcile"})
 
 
-def network_users(config: Config, net: Network, check: bool = False) -> dict[str, dict[str, str]]:
-    """Docker's ``Containers`` of a network: the running containers attached to it
-    (with ``check``, the outcome of CNI CHECK of each attachment as ``Check``)."""
-    out: dict[str, dict[str, str]] = {}
-    for ep in endpoints.all_endpoints(config):
-        a = ep.on(net.name)
-        if a is None:
-            continue
-        addr, plen, _gw, mac = cni.result_ip(a.result or {})
-        d = {"Name": ep.name, "EndpointID": f"{ep.container_id[:12]}-{a.ifname}",
-             "MacAddress": mac, "IPv4Address": f"{addr}/{plen}" if addr else "", "IPv6Address": ""}
-        if check:
-            try:
-                cni.check_list(a.conflist, cni.Attachment(ep.container_id, ep.netns, a.ifname),
-                               registry.cni_path(config), a.result or {})
-                d["Check"] = "ok"
-            except cni.CniError as e:
-                d["Check"] = str(e)
-        out[ep.container_id] = d
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _OPS:
+        from pallet.engine import network_ops
 
-
-def referenced(config: Config) -> set[str]:
-    """Names of the networks some container (running or not) is on or was connected to."""
-    from pallet.engine.state import ContainerStore
-
-    out: set[str] = set()
-    for c in ContainerStore(config.root).all():
-        kind, name = parse_network_mode(c.spec.network_mode)
-        if kind == "network":
-            out.add(name)
-        out.update(n for n, v in endpoints.connections(config, c.id).items() if not v.get("disconnected"))
-    return out
-
-
-def network_inspect(config: Config, ref: str, check: bool = False) -> dict[str, Any]:
-    net, _ = registry.lookup(config, ref)
-    return inspect_doc(net, network_users(config, net, check))
-
-
-def remove_network(config: Config, ref: str) -> Network:
-    net, _ = registry.lookup(config, ref)
-    if net.builtin:
-        raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
-    with registry.locked(config):
-        users = network_users(config, net)
-        if users:
-            raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
-        if net.user_conflist:
-            raise Conflict(f"network {net.name} comes from a user's CNI configuration; remove its file instead")
-        firewall.teardown_network(net.bridge, net.internal)
-        registry.delete_files(config, net)
-    return net
-
-
-def destroy_default(config: Config) -> None:
-    """Remove the default network's bridge, rules and leases (when no container uses it)."""
-    net, _ = registry.lookup(config, DEFAULT_NETWORK)
-    if network_users(config, net):
-        raise Conflict(f"network {net.name} has active endpoints")
-    brif = Path(f"/sys/class/net/{net.bridge}/brif")
-    if brif.is_dir() and any(brif.iterdir()):
-        # the bridge is shared with other pallet roots whose containers still use it
-        raise Conflict(f"network {net.name} has active endpoints on {net.bridge}")
-    firewall.teardown_network(net.bridge, net.internal)
-    registry.remove_bridge(net.bridge)
-    registry.remove_ipam(config, net.bridge)
-
-
-# -- recovery -------------------------------------------------------------------------------
-
-
-def reconcile(config: Config, grace: float = 120.0) -> list[str]:
-    """Release what containers that no longer run still hold: CNI attachments (veths, leases,
-    rules), namespaces, records.  Endpoints of containers being created are spared for ``grace`` s."""
-    from pallet.engine.state import ContainerStore
-
-    try:
-        live = {c.id: c for c in ContainerStore(config.root).all()}
-    except PalletError:
-        live = {}
-    done: list[str] = []
-    now = time.time()
-    for ep in endpoints.all_endpoints(config):
-        c = live.get(ep.container_id)
-        if c is not None and (c.state.running or (c.state.status == "created" and now - ep.created < grace)):
-            continue
-        teardown(config, ep.container_id)
-        done.append(ep.container_id)
-    d = endpoints.netns_dir(config)
-    if d.is_dir():
-        for p in d.iterdir():
-            if endpoints.load(config, p.name) is None and not (p.name in live and live[p.name].state.running):
-                netns.remove(p)
-                done.append(p.name)
-        netns.release_dir(d)
-    for p in (config.root / "networks" / "containers").glob("*.json"):
-        if p.stem not in live:
-            p.unlink()
-    _stale_leases(config, live)
-    return done
-
-
-def _stale_leases(config: Config, live: dict[str, Any]) -> None:
-    """Leases held in this root's networks by containers that exist and do not run."""
-    running = {e.container_id for e in endpoints.all_endpoints(config)}
-    for net in registry.networks(config, pseudo=False):
-        if not net.bridge:
-            continue
-        d = Path(registry.ipam_dir(config, net.bridge)) / net.name
-        if not d.is_dir():
-            continue
-        for lease in d.iterdir():
-            if lease.name.startswith(("last_reserved_ip", "lock")):
-                continue
-            with contextlib.suppress(OSError):
-                owner = lease.read_text().split()[0]
-                if owner in live and owner not in running:
-                    lease.unlink()
+        return getattr(network_ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- builds ---------------------------------------------------------------------------------
