@@ -53,27 +53,54 @@ def _read_request(fd: int) -> dict[str, Any]:
 
 
 def _enter_namespaces(namespaces: list[dict[str, Any]], pid: int | None) -> int:
-    """setns into the namespaces given by path (or those of ``pid``); the flags left to unshare."""
+    """setns into the namespaces given by path (or those of ``pid``); the flags left to unshare.
+
+    Every namespace file is opened first (the paths are host paths).  An exec joins
+    the container's user namespace last: the others may belong to the host's user
+    namespace (a network namespace made by the engine), which this process, root in
+    the host's, can join only before it enters the container's."""
     flags = 0
-    for ns in namespaces:
-        kind = ns.get("type", "")
-        flag = sc.NAMESPACE_FLAGS.get(kind)
-        if flag is None:
-            raise ValueError(f"unknown namespace type {kind!r}")
-        path = ns.get("path")
+    opened: list[tuple[str, int, int]] = []
+    try:
+        for ns in namespaces:
+            kind = ns.get("type", "")
+            flag = sc.NAMESPACE_FLAGS.get(kind)
+            if flag is None:
+                raise ValueError(f"unknown namespace type {kind!r}")
+            path = ns.get("path")
+            if pid is not None:
+                path = f"/proc/{pid}/ns/{sc.NAMESPACE_FILES[kind]}"
+                if _same_ns(path, f"/proc/self/ns/{sc.NAMESPACE_FILES[kind]}"):
+                    continue
+            if path:
+                opened.append((kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag))
+            else:
+                flags |= flag
         if pid is not None:
-            path = f"/proc/{pid}/ns/{sc.NAMESPACE_FILES[kind]}"
-            if _same_ns(path, f"/proc/self/ns/{sc.NAMESPACE_FILES[kind]}"):
-                continue
-        if path:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, flag)
-            finally:
-                os.close(fd)
-        else:
-            flags |= flag
+            opened.sort(key=lambda o: o[0] == "user")
+        for _kind, fd, flag in opened:
+            sc.setns(fd, flag)
+    finally:
+        for _kind, fd, _flag in opened:
+            os.close(fd)
     return flags
+
+
+def _new_user_namespace(req: dict[str, Any], sync: int) -> None:
+    """Unshare a new user namespace, have the caller (root in the parent namespace) write
+    its uid and gid maps, then become its root: the other namespaces, made after this,
+    belong to it."""
+    go = int(req["userns_fd"])
+    sc.unshare(sc.CLONE_NEWUSER)
+    _send(sync, "userns")
+    got = os.read(go, 1)
+    os.close(go)
+    if got != b"m":
+        _fail(sync, "container init: the runtime did not write the user namespace's id maps", 1)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    os.setgroups([])
+    sc.set_dumpable(True)  # its /proc/self files are the namespace root's again
 
 
 def _same_ns(a: str, b: str) -> bool:
@@ -277,6 +304,10 @@ def run(req: dict[str, Any], sync: int) -> None:
             # the cgroup namespace is made by pid 1 once it is in the container's cgroup
             flags &= ~sc.CLONE_NEWCGROUP
             req["late_cgroupns"] = True
+        if flags & sc.CLONE_NEWUSER:
+            import pallet.runtime.rootfs  # noqa: F401 - read while still the host's root
+            flags &= ~sc.CLONE_NEWUSER
+            _new_user_namespace(req, sync)
         if flags:
             sc.unshare(flags)
     except Exception as e:  # noqa: BLE001 - reported to the caller as one line

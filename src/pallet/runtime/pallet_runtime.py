@@ -205,6 +205,8 @@ class PalletRuntime:
             return {"pid": int(rest)}
         if word == "ready":
             return {"ready": True}
+        if word == "userns":
+            return {"userns": True}
         code, _, text = rest.partition(" ")
         return {"error": text, "code": int(code) if code.lstrip("-").isdigit() else 1}
 
@@ -257,13 +259,31 @@ class PalletRuntime:
         # filesystem: a migration on cgroup v1 waits for an RCU grace period (15-25 ms
         # here), the mounts take as long.  pid 1 forks nothing before exec, and waits for
         # the move before it unshares its cgroup namespace and mounts /sys/fs/cgroup.
+        userns_r, userns_w = _userns_pipe(linux, req)
+        if userns_w >= 0:
+            os.chown(fifo, _host_id(linux, "uidMappings"), _host_id(linux, "gidMappings"))
         join_r, join_w = os.pipe()
         try:
             init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r, (cgroup, procs))
+        except BaseException:
+            if userns_w >= 0:
+                os.close(userns_w)
+            raise
         finally:
             os.close(join_r)
+            if userns_r >= 0:
+                os.close(userns_r)
         try:
             first = self._read_msg(sync)
+            if first is not None and first.get("userns"):
+                # the init is in its new user namespace: its maps are written from here
+                try:
+                    _write_id_maps(init_pid, linux)
+                    os.write(userns_w, b"m")
+                finally:
+                    os.close(userns_w)
+                    userns_w = -1
+                first = self._read_msg(sync)
             os.waitpid(init_pid, 0)
             if first is None or "pid" not in first:
                 _raise_for(first or {"error": "init exited without a word"}, "create container")
@@ -291,6 +311,9 @@ class PalletRuntime:
         finally:
             if join_w >= 0:
                 os.close(join_w)
+            if userns_w >= 0:
+                os.close(userns_w)
+                _reap_quietly(init_pid)
         st = self._load(id)
         st.update(pid=pid, start_time=_start_time(pid))
         self._save(id, st)
@@ -594,6 +617,42 @@ def _warm_migration(pid: int, cgroup: str, procs_files: list[str]) -> None:
                 with contextlib.suppress(OSError), open(f"{mount}{path.rstrip('/')}/cgroup.procs", "w") as f:
                     f.write(str(pid))
                 return
+
+
+def _userns_pipe(linux: dict[str, Any], req: dict[str, Any]) -> tuple[int, int]:
+    """A new user namespace in the spec: the pipe on which the init waits for its id maps
+    (its read end goes in ``req``); (-1, -1) otherwise."""
+    new = [n for n in linux.get("namespaces") or [] if n.get("type") == "user" and not n.get("path")]
+    if not new:
+        return -1, -1
+    if not linux.get("uidMappings") or not linux.get("gidMappings"):
+        raise RuntimeFailure("OCI runtime create failed: user namespace enabled, but no user mapping found")
+    r, w = os.pipe()
+    os.set_inheritable(r, True)
+    req["userns_fd"] = r
+    return r, w
+
+
+def _host_id(linux: dict[str, Any], key: str) -> int:
+    """The host id that id 0 of the container's user namespace maps to (its root)."""
+    for m in linux.get(key) or []:
+        start, size = int(m["containerID"]), int(m["size"])
+        if start <= 0 < start + size:
+            return int(m["hostID"]) - start
+    return 0
+
+
+def _write_id_maps(pid: int, linux: dict[str, Any]) -> None:
+    """Write ``pid``'s uid_map and gid_map from the spec's mappings (as root in the parent
+    namespace, so setgroups stays allowed inside)."""
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        text = "".join(f"{int(m['containerID'])} {int(m['hostID'])} {int(m['size'])}\n"
+                       for m in linux.get(key) or [])
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise RuntimeFailure(f"OCI runtime create failed: writing {name}: {e.strerror or e}") from None
 
 
 def _reap_quietly(pid: int) -> None:

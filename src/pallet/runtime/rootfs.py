@@ -226,8 +226,14 @@ def setup_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:
             if os.path.lexists(dst):
                 os.unlink(dst)
             kind = stat.S_IFBLK if d["type"] == "b" else stat.S_IFCHR
-            os.mknod(dst, kind | (int(d.get("fileMode", 0o666)) & 0o7777),
-                     os.makedev(int(d["major"]), int(d["minor"])))
+            try:
+                os.mknod(dst, kind | (int(d.get("fileMode", 0o666)) & 0o7777),
+                         os.makedev(int(d["major"]), int(d["minor"])))
+            except PermissionError:
+                # in a user namespace no node can be made: the host's, bound (as runc does)
+                _make_target(dst, False)
+                sc.mount(path, dst, None, sc.MS_BIND)
+                continue
             os.chown(dst, int(d.get("uid", 0)), int(d.get("gid", 0)))
             os.chmod(dst, int(d.get("fileMode", 0o666)) & 0o7777)
             continue
