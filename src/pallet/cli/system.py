@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -19,36 +18,31 @@ DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size":
               "Reclaimable": "RECLAIMABLE"}
 
 
-def _du(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total
-
-
 def _containers(config: Config) -> list[dict[str, Any]]:
     """Count, running flag and writable-layer size of each container (if the engine exists)."""
     try:
         from pallet.engine.containers import ContainerService
     except ImportError:
         return []
+    from pallet.engine.volumes import du
+
     out = []
     try:
         for c in ContainerService(config).list_containers(all=True):
-            out.append({"name": c.name, "running": bool(c.state.running), "size": _du(c.dir / "upper")})
+            out.append({"name": c.name, "running": bool(c.state.running), "size": du(c.dir / "upper")})
     except Exception:  # noqa: BLE001 - df reports what it can read
         return out
     return out
 
 
 def _volumes(config: Config) -> tuple[int, int]:
+    from pallet.engine.volumes import du
+
     vdir = config.root / "volumes"
     if not vdir.is_dir():
         return 0, 0
     names = [n for n in os.listdir(vdir) if (vdir / n).is_dir()]
-    return len(names), sum(_du(vdir / n) for n in names)
+    return len(names), sum(du(vdir / n) for n in names)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -102,17 +96,6 @@ def df(config: Config, fmt: str | None, verbose: bool) -> None:
 # -- info ------------------------------------------------------------------------------
 
 
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _cgroup_version() -> str:
     try:
         with open("/proc/self/mountinfo") as f:
@@ -141,6 +124,7 @@ def info(config: Config, fmt: str | None) -> None:
     from pallet import __version__
     from pallet.cli.format import human_size
     from pallet.engine.images import ImageService
+    from pallet.engine.limits import host_memory
 
     images = ImageService(config).store.images.list()
     cs = _containers(config)
@@ -157,7 +141,7 @@ def info(config: Config, fmt: str | None) -> None:
         "OSType": "linux",
         "Architecture": platform.machine(),
         "NCPU": os.cpu_count() or 0,
-        "MemTotal": _mem_total(),
+        "MemTotal": host_memory(),
         "DefaultRuntime": config.runtime,
         "ServerVersion": __version__,
         "KVM": os.path.exists("/dev/kvm"),

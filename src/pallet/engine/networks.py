@@ -121,9 +121,7 @@ def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...]
         raise InvalidArgument(f"container cannot be connected to network {network}")
     if ep.on(net.name):
         raise Conflict(f"endpoint with name {ep.name} already exists in network {net.name}")
-    if (aliases or ip) and net.builtin:
-        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
-                              if aliases else "user specified IP address is supported on user defined networks only")
+    _user_defined_only(net, aliases, ip)
     if ip:
         doc = _whole_subnet(doc)  # --ip may lie outside --ip-range, as in Docker
     used = {a.ifname for a in ep.attached}
@@ -146,6 +144,13 @@ def _attach(config: Config, ep: Endpoint, network: str, aliases: tuple[str, ...]
     ep = ep.with_attached(replace(att, result=result))
     endpoints.save(config, ep)
     return ep
+
+
+def _user_defined_only(net: Network, aliases: tuple[str, ...], ip: str) -> None:
+    """Aliases and a fixed address need a user-defined network (Docker's wording)."""
+    if (aliases or ip) and net.builtin:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
+                              if aliases else "user specified IP address is supported on user defined networks only")
 
 
 def _whole_subnet(doc: dict[str, Any]) -> dict[str, Any]:
@@ -413,9 +418,7 @@ def validate(config: Config, network_mode: str, publish: tuple[str, ...] = (), a
             raise InvalidArgument("network-scoped aliases and --ip need a user-defined network")
         return
     net, _ = _conflist_for(config, name)
-    if (aliases or ip) and net.builtin:
-        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
-                              if aliases else "user specified IP address is supported on user defined networks only")
+    _user_defined_only(net, aliases, ip)
     if ip:
         import ipaddress
 

@@ -375,6 +375,14 @@ def _blob_name(digest: str) -> str:
     return f"blobs/{dg.algorithm(digest)}/{dg.encoded(digest)}"
 
 
+def _read_verified(src: _Source, digest: str) -> bytes:
+    """A small blob (index, manifest: 4 MiB at most) of the archive, checked against its digest."""
+    data = src.read(_blob_name(digest), limit=4 << 20)
+    if dg.of_bytes(data) != digest:
+        raise DigestMismatch(digest, dg.of_bytes(data))
+    return data
+
+
 def _select(index: Index, want: Platform) -> Descriptor:
     """Host-platform choice without importing the registry layer (store sits below it)."""
     best = None
@@ -402,9 +410,7 @@ def _load_oci(src: _Source, blobs: BlobIngest, want: Platform) -> list[Loaded]:
     for top in index.manifests:
         refs = _ref_names(top.annotations)
         desc = top
-        data = src.read(_blob_name(desc.digest), limit=4 << 20)
-        if dg.of_bytes(data) != desc.digest:
-            raise DigestMismatch(desc.digest, dg.of_bytes(data))
+        data = _read_verified(src, desc.digest)
         mtype = desc.media_type or mt.OCI_MANIFEST
         depth = 0
         while mtype in mt.INDEXES:
@@ -413,9 +419,7 @@ def _load_oci(src: _Source, blobs: BlobIngest, want: Platform) -> list[Loaded]:
                 raise InvalidData("index nesting too deep")
             sub = Index.from_json(data, mtype)
             desc = _select(sub, want)
-            data = src.read(_blob_name(desc.digest), limit=4 << 20)
-            if dg.of_bytes(data) != desc.digest:
-                raise DigestMismatch(desc.digest, dg.of_bytes(data))
+            data = _read_verified(src, desc.digest)
             mtype = desc.media_type or mt.OCI_MANIFEST
         man = Manifest.from_json(data, mtype)
         for layer in (man.config, *man.layers):
