@@ -270,16 +270,26 @@ def searchable(config: Config, path: Path) -> None:
     """Let the mapped root reach ``path``: other users get search (x) permission on the
     pallet-owned directories down to it; a directory above the pallet root without it
     is an error (pallet does not change permissions outside its own root)."""
-    root = Path(config.root).absolute()
+    open_inside(Path(config.root), path)
+    check_reachable(path)
+
+
+def open_inside(root: Path, path: Path) -> None:
+    """Add search permission for others to ``root`` and each directory down to ``path``."""
+    root = Path(root).absolute()
     p = Path(path).absolute()
-    chain = [p, *p.parents]
-    for d in reversed(chain):
-        st = os.stat(d)
-        if st.st_mode & 0o001:
-            continue
+    for d in reversed([p, *p.parents]):
         if d == root or root in d.parents:
-            os.chmod(d, (st.st_mode & 0o7777) | 0o001)
-        else:
+            st = os.stat(d)
+            if not st.st_mode & 0o001:
+                os.chmod(d, (st.st_mode & 0o7777) | 0o001)
+
+
+def check_reachable(path: Path) -> None:
+    """Every directory from / down to ``path`` is searchable by other users."""
+    p = Path(path).absolute()
+    for d in reversed([p, *p.parents]):
+        if not os.stat(d).st_mode & 0o001:
             raise InvalidArgument(
                 f"--userns=auto: {d} is not searchable by other users, so the container's "
                 "remapped root could not reach its root filesystem"
