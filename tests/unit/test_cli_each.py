@@ -35,6 +35,8 @@ def test_each_name_printed_in_order(capsys: pytest.CaptureFixture[str]) -> None:
 def test_action_line_replaces_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert for_each(["a", "b"], lambda n: n.upper() + "!") == []
     assert capsys.readouterr().out == "A!\nB!\n"
+    assert for_each(["a", "b", "c"], lambda n: "" if n == "b" else f"{n}1\n{n}2") == []
+    assert capsys.readouterr().out == "a1\na2\nc1\nc2\n"  # "" prints nothing
 
 
 def test_one_name_raises_its_error_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,6 +150,19 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.Capt
             _check(name)
             CALLS.append(f"volume-rm {name}")
 
+    class FakeImages:
+        def __init__(self, config: Any) -> None:
+            pass
+
+        def remove(self, name: str, force: bool = False, prune: bool = True) -> Any:
+            _check(name)
+            CALLS.append(f"rmi {name}")
+            deleted = [] if name.startswith("tag") else [f"sha256:{name}"]
+            return SimpleNamespace(untagged=[f"{name}:latest"], deleted=deleted)
+
+    import pallet.engine.images as images
+
+    monkeypatch.setattr(images, "ImageService", FakeImages)
     monkeypatch.setattr(networks, "remove_network", remove_network)
     monkeypatch.setattr(volumes, "VolumeService", FakeVolumes)
 
@@ -213,8 +228,23 @@ def test_start_reports_every_failure_then_fails(run_cli: Any) -> None:
     rc, out, err = run_cli("start", "a", "bad", "b")
     assert (rc, out) == (125, "a\nb\n")
     assert err.splitlines() == ["Error response from daemon: No such container: bad",
-                                "Error: failed to start containers: a, bad, b"]
+                                "Error: failed to start containers: bad"]  # the failed ones, as Docker
     rc, out, err = run_cli("start", "bad")
     assert (rc, out) == (125, "")
     assert err.splitlines() == ["Error response from daemon: No such container: bad",
                                 "Error: failed to start containers: bad"]
+
+
+def test_rmi_prints_what_each_removal_did(run_cli: Any) -> None:
+    assert run_cli("rmi", "x", "tag1") == (0, "Untagged: x:latest\nDeleted: sha256:x\nUntagged: tag1:latest\n", "")
+
+
+@pytest.mark.parametrize("cmd", [["rmi"], ["image", "rm"]])
+def test_rmi_several_names_like_the_others(run_cli: Any, cmd: list[str]) -> None:
+    rc, out, err = run_cli(*cmd, "tag1", "bad", "tag2")
+    assert (rc, out) == (1, "Untagged: tag1:latest\nUntagged: tag2:latest\n")
+    assert err == "Error response from daemon: No such container: bad\n"
+    # all of them failing is still Docker's status 1, each failure on its line
+    rc, out, err = run_cli(*cmd, "bad1", "busy2")
+    assert (rc, out) == (1, "") and len(err.splitlines()) == 2
+    assert run_cli(*cmd, "bad") == (125, "", "Error: No such container: bad\n")

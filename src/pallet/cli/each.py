@@ -1,6 +1,6 @@
 """Docker's loop for a command that takes several names (``stop a b c``, ``volume rm x y``).
 
-Every name is tried, in order.  A success prints its line on stdout (the name,
+Every name is tried, in order.  A success prints its line(s) on stdout (the name,
 unless the action says otherwise).  With one name, its error goes up unchanged
 (one ``Error: ...`` line and the error's exit code, 125).  With several, each
 failure is one ``Error response from daemon: <message>`` line on stderr, the
@@ -26,7 +26,7 @@ def for_each(
 ) -> list[str]:
     """Run ``act(name)`` for each name; return the names that failed.
 
-    ``act`` returns the line to print for its name (``None``: the name itself).
+    ``act`` returns what to print for its name (``None``: the name itself; ``""``: nothing).
     An error for which ``tolerate(err)`` is true is passed over in silence
     (``-f`` and a name that does not exist).  ``raise_single=False`` reports a
     lone name's error like the others' instead of raising it.
@@ -43,7 +43,10 @@ def for_each(
             sys.stderr.write(f"Error response from daemon: {e}\n")
             failed.append(name)
             continue
-        click.echo(name if line is None else line)
+        if line is None:
+            click.echo(name)
+        elif line:
+            click.echo(line)
     return failed
 
 

@@ -31,6 +31,7 @@ def start(config: Config, attach: bool, interactive: bool, containers: tuple[str
     def start_one(ref: str) -> None:
         svc.start(svc.get(ref))
 
-    if for_each(containers, start_one, raise_single=False):
-        raise PalletError("failed to start containers: " + ", ".join(containers))
+    failed = for_each(containers, start_one, raise_single=False)
+    if failed:
+        raise PalletError("failed to start containers: " + ", ".join(failed))
     return 0
