@@ -45,6 +45,12 @@ class SnapshotStore:
     def __init__(self, root: Path, blobs: BlobStore) -> None:
         self.root = Path(root) / "snapshots"
         self.blobs = blobs
+        # mount overlays with an upper directory "volatile": the kernel then never syncs
+        # the upper filesystem for them, also not when the overlay is unmounted (which
+        # otherwise syncs the whole filesystem holding the upper directory: milliseconds
+        # to tens of them on a busy host).  For an upper directory thrown away with its
+        # container (``run --rm``); its content may not survive a host crash.
+        self.volatile = False
 
     # -- paths ------------------------------------------------------------------
 
@@ -167,6 +173,8 @@ class SnapshotStore:
                 # pinned, whatever the kernel's defaults: diff() reads the upper dir
                 # as a plain tree with whiteouts and opaque dirs, no redirects or metacopy
                 s += ",index=off,redirect_dir=off,metacopy=off"
+                if self.volatile:
+                    s += ",volatile"
             return s
         o = opts(lowers)
         if len(o) <= _MAX_OPTIONS:
@@ -209,6 +217,7 @@ class SnapshotStore:
             Path(upper).mkdir(parents=True, exist_ok=True)
             Path(work).mkdir(parents=True, exist_ok=True)
             options, cwd = self.mount_options(lowers, upper, work)
+            self._allow_remount(work)
         Path(target).mkdir(parents=True, exist_ok=True)
         if cwd is None:
             syscalls.mount("overlay", str(target), "overlay", flags, options)
@@ -220,6 +229,14 @@ class SnapshotStore:
         finally:
             os.fchdir(old)
             os.close(old)
+
+    def _allow_remount(self, work: Path) -> None:
+        """A volatile overlay leaves ``work/work/incompat/volatile`` behind, and the kernel
+        refuses to mount that work directory again while it is there; a container started
+        again (restart) mounts it again: remove the marker."""
+        if self.volatile:
+            with contextlib.suppress(OSError):
+                os.rmdir(Path(work) / "work" / "incompat" / "volatile")
 
     def mount_idmapped(
         self,
@@ -264,6 +281,9 @@ class SnapshotStore:
             options = "lowerdir=" + ":".join(str(i) for i in range(len(lowers)))
             options += f",upperdir={Path(upper).absolute()},workdir={Path(work).absolute()}"
             options += ",index=off,redirect_dir=off,metacopy=off"
+            if self.volatile:
+                options += ",volatile"
+            self._allow_remount(work)
             if len(options) > _MAX_OPTIONS:
                 raise InvalidData(f"too many layers to mount ({len(lowers)})")
             os.chdir(staging)
