@@ -8,7 +8,7 @@ import re
 from pallet.engine.state import MountSpec
 from pallet.errors import InvalidArgument
 
-_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_VOLUME_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"  # compiled on first use (re caches it)
 _PROPAGATION = {"shared", "rshared", "slave", "rslave", "private", "rprivate"}
 
 
@@ -59,7 +59,7 @@ def parse_volume(spec: str, check_source: bool = True) -> MountSpec:
         if check_source and not os.path.exists(src):
             raise _bad_bind_source(src)
         return MountSpec("bind", dst, os.path.normpath(src), ro, tuple(extra))
-    if not _VOLUME_NAME.match(src):
+    if not re.match(_VOLUME_NAME, src):
         raise InvalidArgument(
             f'create {src}: "{src}" includes invalid characters for a local volume name, '
             "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
@@ -126,7 +126,7 @@ def parse_mount(spec: str, check_source: bool = True) -> MountSpec:
         if src:
             raise InvalidArgument('invalid mount config for type "tmpfs": field Source must be empty')
         return MountSpec("tmpfs", dst, "", ro, tuple(opts))
-    if src and not _VOLUME_NAME.match(src):
+    if src and not re.match(_VOLUME_NAME, src):
         raise InvalidArgument(f'invalid mount config for type "volume": invalid volume name: {src}')
     return MountSpec("volume", dst, src, ro, tuple(opts), anonymous=not src, nocopy=nocopy)
 

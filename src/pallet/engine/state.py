@@ -31,8 +31,11 @@ TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     from typing import Any
 
-_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
+_NAME_PATTERN = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"  # compiled on first use (re caches it)
+
+
+def _is_hex(s: str) -> bool:
+    return bool(s) and not s.strip("0123456789abcdef")
 
 
 def now_ns() -> int:
@@ -110,7 +113,7 @@ def _clear_dir(dfd: int) -> None:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not re.match(_NAME_PATTERN, name):
         raise InvalidArgument(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )
@@ -348,7 +351,7 @@ class ContainerStore:
 
     def ids(self) -> list[str]:
         try:
-            return [e for e in os.listdir(self.dir) if len(e) == 64 and _HEX_RE.match(e)]
+            return [e for e in os.listdir(self.dir) if len(e) == 64 and _is_hex(e)]
         except FileNotFoundError:
             return []
 
@@ -393,7 +396,7 @@ class ContainerStore:
                     return cid
             except OSError:
                 pass
-        if _HEX_RE.match(ref):
+        if _is_hex(ref):
             hits = [i for i in self.ids() if i.startswith(ref)]
             if len(hits) == 1:
                 return hits[0]
