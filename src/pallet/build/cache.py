@@ -153,9 +153,9 @@ _FIELDS = {"cmd", "sub_cmd", "json", "original", "line", "flags", "value", "here
 
 def _parser_key(text: str) -> str:
     import hashlib
-    import importlib.util
+    from importlib.machinery import PathFinder  # lighter than importlib.util
 
-    spec = importlib.util.find_spec("dockerfile")
+    spec = PathFinder.find_spec("dockerfile")
     ident = ""
     if spec is not None and spec.origin:
         try:

@@ -56,7 +56,8 @@ def go_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + " ".join(items) + "]"
 
 
-_DUR = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# patterns compiled on first use (re keeps them): most builds need neither
+_DUR = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
 _UNIT = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
@@ -71,7 +72,7 @@ def parse_duration(text: str) -> int:
     if not s:
         raise ValueError(text)
     while pos < len(s):
-        m = _DUR.match(s, pos)
+        m = re.compile(_DUR).match(s, pos)
         if not m:
             raise ValueError(text)
         total += float(m.group(1)) * _UNIT[m.group(2)]
@@ -164,7 +165,7 @@ def _ports(words: list[str]) -> list[str]:
     return sorted(out)
 
 
-_SIG = re.compile(r"^(SIG)?[A-Z0-9+-]+$|^\d+$")
+_SIG = r"^(SIG)?[A-Z0-9+-]+$|^\d+$"
 
 
 def apply(ins: Instruction, cfg: ContainerConfig, env: dict[str, str], escape: str,
@@ -203,7 +204,7 @@ def apply(ins: Instruction, cfg: ContainerConfig, env: dict[str, str], escape: s
         return replace(cfg, volumes=merged), "VOLUME " + go_list(vols), cmd_set
     if c == "STOPSIGNAL":
         sig = expand_word(ins.args[0], env, escape)
-        if not _SIG.match(sig.upper()):
+        if not re.match(_SIG, sig.upper()):
             raise BuildError(f"Invalid signal: {sig}")
         return replace(cfg, stop_signal=sig), f"STOPSIGNAL {sig}", cmd_set
     if c == "SHELL":
