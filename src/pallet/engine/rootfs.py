@@ -61,11 +61,19 @@ class Images:
         st = upper.stat()
         if (st.st_uid, st.st_gid) != (rng.uid, rng.gid):
             os.chown(upper, rng.uid, rng.gid)
-        fd = userns.userns_fd(rng)
         try:
-            self.snapshots.mount_idmapped(lowers, upper, work, target, fd)
-        finally:
-            os.close(fd)
+            fd = userns.userns_fd(rng)
+            try:
+                self.snapshots.mount_idmapped(lowers, upper, work, target, fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            from pallet.errors import RuntimeFailure
+
+            raise RuntimeFailure(
+                f"--userns=auto: cannot mount the image's layers idmapped ({e.strerror or e}); "
+                "this needs Linux 5.19 or later"
+            ) from None
 
 
 def is_mountpoint(path: Path) -> bool:
