@@ -83,6 +83,15 @@ def test_root_inside_is_the_range_start(pal: Pallet, base: Path) -> None:
     assert ranges(base) == {}  # --rm gave the range back
 
 
+def test_proc_and_sysfs_of_its_own(pal: Pallet, base: Path) -> None:
+    # with a network namespace of its own (made inside its user namespace) sysfs mounts
+    out = sh(pal, script="awk '$2==\"/proc\"||$2==\"/sys\"{print $2, $3}' /proc/mounts; ls /sys/class/net; "
+                         "ps -o pid,comm | wc -l")
+    lines = out.split("\n")
+    assert lines[:3] == ["/proc proc", "/sys sysfs", "lo"]
+    assert int(lines[3]) <= 4  # its own pid namespace: sh, ps (and the header)
+
+
 def test_size_option_and_inspect(pal: Pallet, base: Path) -> None:
     cid = pal.ok("create", "--network", "none", "--userns=auto:size=2000", "busybox:test", "true").strip()
     assert pal.ok("inspect", "-f", "{{.HostConfig.UsernsMode}}", cid).strip() == "auto:size=2000"
@@ -138,6 +147,18 @@ def test_two_containers_get_disjoint_ranges_and_rm_frees(pal: Pallet, base: Path
     pal.ok("rm", "-f", b, c)
     assert ranges(base) == {}
     assert _mounts_under(str(base / "root" / "containers")) == []
+
+
+def test_ranges_are_shared_by_pallet_roots(pal: Pallet, base: Path, busybox_tar: Path) -> None:
+    other = Pallet(base / "root2", runtime=pal.runtime)
+    other.ok("import", str(busybox_tar), "busybox:test")
+    a = pal.ok("create", "--network", "none", "--userns=auto", "busybox:test", "true").strip()
+    b = other.ok("create", "--network", "none", "--userns=auto", "busybox:test", "true").strip()
+    table = ranges(base)
+    assert table[str(base / "root" / "containers" / a)]["uid"] == START
+    assert table[str(base / "root2" / "containers" / b)]["uid"] == START + 65536
+    other.ok("rm", b)
+    assert list(ranges(base)) == [str(base / "root" / "containers" / a)]
 
 
 def test_default_network_and_exec(pal: Pallet, base: Path) -> None:
