@@ -221,6 +221,10 @@ class ManagerBase:
 
     # -- interface files ------------------------------------------------------------
 
+    def _dirs(self) -> list[str]:
+        """This cgroup's directories (on v1, one in each controller hierarchy)."""
+        raise NotImplementedError
+
     def _path(self, name: str) -> str | None:
         """Where the interface file ``name`` would be (None: its controller is not there)."""
         raise NotImplementedError
@@ -260,11 +264,21 @@ class ManagerBase:
             except OSError as e:
                 raise CgroupError(f"failed to create cgroup {path}: {e.strerror or e}") from e
 
-    def _add_to(self, directory: str, pid: int) -> None:
-        try:
-            self.fs.write(os.path.join(directory, "cgroup.procs"), str(pid))
-        except OSError as e:
-            raise CgroupError(f"failed to add pid {pid} to cgroup {directory}: {e.strerror or e}") from e
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return any(self.fs.isdir(d) for d in self._dirs())
+
+    def add(self, pid: int) -> None:
+        for d in self._dirs():
+            try:
+                self.fs.write(os.path.join(d, "cgroup.procs"), str(pid))
+            except OSError as e:
+                raise CgroupError(f"failed to add pid {pid} to cgroup {d}: {e.strerror or e}") from e
+
+    def destroy(self) -> None:
+        for d in self._dirs():
+            remove_tree(self.fs, d, self.destroy_timeout)
 
     # -- limits -----------------------------------------------------------------------
 

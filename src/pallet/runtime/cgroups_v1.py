@@ -18,7 +18,6 @@ from pallet.runtime.cgroups import (
     parse_flat_keyed,
     parse_int,
     read_pids,
-    remove_tree,
     wait_until,
 )
 
@@ -61,7 +60,7 @@ class V1Manager(ManagerBase):
                     out[c] = real
         return out
 
-    def _unique_dirs(self) -> list[str]:
+    def _dirs(self) -> list[str]:
         return sorted(set(self.dirs.values()))
 
     def _path(self, name: str) -> str | None:
@@ -69,9 +68,6 @@ class V1Manager(ManagerBase):
         return None if d is None else os.path.join(d, name)
 
     # -- lifecycle --------------------------------------------------------------
-
-    def exists(self) -> bool:
-        return any(self.fs.isdir(d) for d in self._unique_dirs())
 
     def create(self) -> None:
         for controller, mount in self.mounts.items():
@@ -89,19 +85,11 @@ class V1Manager(ManagerBase):
             if self.fs.exists(f) and not self.fs.read(f).strip():
                 self.fs.write(f, self.fs.read(os.path.join(parent, name)).strip())
 
-    def add(self, pid: int) -> None:
-        for d in self._unique_dirs():
-            self._add_to(d, pid)
-
-    def destroy(self) -> None:
-        for d in self._unique_dirs():
-            remove_tree(self.fs, d, self.destroy_timeout)
-
     def pids(self) -> list[int]:
         for c in ("pids", "memory", "freezer", "cpu", "devices"):
             if c in self.dirs:
                 return sorted(set(read_pids(self.fs, self.dirs[c])))
-        d = self._unique_dirs()
+        d = self._dirs()
         return sorted(set(read_pids(self.fs, d[0]))) if d else []
 
     # -- freezer ------------------------------------------------------------------

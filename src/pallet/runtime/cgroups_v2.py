@@ -16,7 +16,6 @@ from pallet.runtime.cgroups import (
     parse_flat_keyed,
     parse_int,
     read_pids,
-    remove_tree,
     wait_until,
 )
 
@@ -42,13 +41,13 @@ class V2Manager(ManagerBase):
         super().__init__(path, root=root, fs=fs)
         self.dir = root.rstrip("/") + path
 
+    def _dirs(self) -> list[str]:
+        return [self.dir]
+
     def _path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
     # -- lifecycle --------------------------------------------------------------
-
-    def exists(self) -> bool:
-        return self.fs.isdir(self.dir)
 
     def create(self) -> None:
         cur = self.root.rstrip("/")
@@ -71,12 +70,6 @@ class V2Manager(ManagerBase):
                 except OSError as e:
                     # a parent holding processes cannot delegate (no internal processes rule)
                     self.warnings.append(f"cannot enable the {c} controller in {parent}: {e.strerror or e}")
-
-    def add(self, pid: int) -> None:
-        self._add_to(self.dir, pid)
-
-    def destroy(self) -> None:
-        remove_tree(self.fs, self.dir, self.destroy_timeout)
 
     def pids(self) -> list[int]:
         return sorted(set(read_pids(self.fs, self.dir)))
