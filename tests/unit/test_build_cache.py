@@ -42,6 +42,26 @@ def test_entries_survive_and_merge(tmp_path: Path) -> None:
     assert c.get("nope") is None
 
 
+def test_one_file_per_step_and_the_old_single_index(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "store")
+    digest = blobs.put(ImageConfig(config=ContainerConfig(cmd=("x",))).to_json())
+    k1, k2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    a = StepCache(tmp_path / "b", blobs)
+    a.put(k1, digest, [])
+    assert a.get(k1) is not None and not (tmp_path / "b" / "steps").exists()  # written at save
+    a.save()
+    assert sorted(p.name for p in (tmp_path / "b" / "steps").iterdir()) == ["1" * 64 + ".json"]
+    # an earlier version's cache.json is split into step files on the first miss, then removed
+    legacy = {k2: {"config": digest, "layers": []}, k1: {"config": "sha256:" + "f" * 64, "layers": []}}
+    (tmp_path / "b" / "cache.json").write_text(json.dumps(legacy))
+    c = StepCache(tmp_path / "b", blobs)
+    hit = c.get(k2)
+    assert hit is not None and hit[2] == digest
+    assert not (tmp_path / "b" / "cache.json").exists()
+    assert c.get(k1) is not None  # a step file is newer than the old index's entry
+    assert sorted(StepCache(tmp_path / "b", blobs).step_keys()) == [k1, k2]
+
+
 def test_cache_from_rule(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path / "store")
     base_hist = (History(created_by="base"),)

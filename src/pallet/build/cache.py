@@ -1,7 +1,8 @@
 """The builder's caches, kept in its state directory: the step cache (step key -> config blob
-and layers, merged under a lock so concurrent builds keep each other's entries, and
-``--cache-from`` images matched with Docker's rule), and the parser's output by Dockerfile
-content (a rebuild does not load the parser)."""
+and layers, one small file per step so a lookup reads only its own entry however large the
+cache grows, and concurrent builds never overwrite each other's; ``--cache-from`` images
+matched with Docker's rule), and the parser's output by Dockerfile content (a rebuild does
+not load the parser)."""
 
 from __future__ import annotations
 
@@ -23,23 +24,67 @@ if TYPE_CHECKING:
 class StepCache:
     def __init__(self, work_dir: Path, blobs: BlobStore) -> None:
         self.work = work_dir
-        self.path = work_dir / "cache.json"
+        self.dir = work_dir / "steps"  # <key's hex>.json: {"config": digest, "layers": [descriptors]}
+        self.legacy = work_dir / "cache.json"  # the single index of earlier versions
         self.blobs = blobs
         self.sources: list[Image] = []
-        self._index: dict[str, dict[str, object]] | None = None
         self._new: dict[str, dict[str, object]] = {}
+        self._checked_legacy = False
 
-    def _entries(self) -> dict[str, dict[str, object]]:
-        if self._index is None:
+    def _file(self, key: str) -> Path:
+        return self.dir / (key.rpartition(":")[2] + ".json")
+
+    def entry(self, key: str) -> dict[str, object] | None:
+        """The raw entry of a step key, if any."""
+        if key in self._new:
+            return self._new[key]
+        try:
+            ent = json.loads(self._file(key).read_bytes())
+        except FileNotFoundError:
+            if self._checked_legacy or not self._split_legacy():
+                return None
+            return self.entry(key)
+        except (OSError, ValueError):
+            return None
+        return ent if isinstance(ent, dict) else None
+
+    def _split_legacy(self) -> bool:
+        """Move the entries of an earlier version's single index into their own files, once."""
+        self._checked_legacy = True
+        if not self.legacy.exists():
+            return False
+        import fcntl
+
+        with open(self.work / "cache.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._index = json.loads(self.path.read_text())
+                old = json.loads(self.legacy.read_bytes())
             except (OSError, ValueError):
-                self._index = {}
-        return self._index
+                old = {}
+            for key, ent in (old.items() if isinstance(old, dict) else ()):
+                if not self._file(key).exists():
+                    self._write(key, ent)
+            self.legacy.unlink(missing_ok=True)
+        return True
+
+    def _write(self, key: str, ent: object) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._file(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(ent))
+        os.replace(tmp, path)  # not synced: a lost entry is a cache miss
+
+    def step_keys(self) -> list[str]:
+        """Every step key the cache holds (for ``builder prune``)."""
+        self._split_legacy()
+        try:
+            return ["sha256:" + n[:-5] for n in os.listdir(self.dir) if n.endswith(".json") and n[0] != "."]
+        except FileNotFoundError:
+            return []
 
     def get(self, key: str) -> tuple[ImageConfig, list[Descriptor], str] | None:
         """The cached result of a step, if its blobs are all still in the store."""
-        ent = self._entries().get(key)
+        ent = self.entry(key)
         if not ent:
             return None
         try:
@@ -53,26 +98,12 @@ class StepCache:
 
     def put(self, key: str, cfg_digest: str, layers: list[Descriptor]) -> None:
         entry: dict[str, object] = {"config": cfg_digest, "layers": [d.to_dict() for d in layers]}
-        self._entries()[key] = entry
         self._new[key] = entry
 
     def save(self) -> None:
-        """Add this build's entries to the index (merged with what concurrent builds wrote)."""
-        if not self._new:
-            return
-        import fcntl
-
-        self.work.mkdir(parents=True, exist_ok=True)
-        with open(self.work / "cache.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                current = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                current = {}
-            current.update(self._new)
-            tmp = self.path.with_name(f".cache.json.{os.getpid()}")
-            tmp.write_text(json.dumps(current))
-            os.replace(tmp, self.path)
+        """Write this build's entries (each in its own file: concurrent builds keep theirs)."""
+        for key, ent in self._new.items():
+            self._write(key, ent)
         self._new = {}
 
     def from_sources(self, state: ImageConfig, state_layers: list[Descriptor], cc: ContainerConfig,

@@ -16,7 +16,7 @@ from pallet.engine.images import ImageService, host_arch
 
 TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO, TextIO
+    from typing import Any, BinaryIO, TextIO
 
     from pallet.build.run import RunRequest
     from pallet.store import Image
@@ -208,10 +208,15 @@ def prune(config: Config, all_: bool = False) -> int:
     work = build_dir(config)
     if not work.exists():
         return 0
+    from pallet.build.cache import StepCache
+
     total = 0
+    svc = ImageService(config)
+    steps = StepCache(work, svc.store.blobs)
     candidates: set[str] = set()
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        for entry in json.loads((work / "cache.json").read_text()).values():
+    for key in steps.step_keys():
+        with contextlib.suppress(KeyError, TypeError, AttributeError):
+            entry: Any = steps.entry(key)
             candidates.add(str(entry["config"]))
             candidates.update(str(d["digest"]) for d in entry["layers"])
     for name in ("cache.json", "hashes.json", "parsed.json"):
@@ -219,7 +224,7 @@ def prune(config: Config, all_: bool = False) -> int:
         if p.exists():
             total += p.stat().st_size
             p.unlink()
-    for name in ("mounts", "hashes"):
+    for name in ("steps", "mounts", "hashes"):
         d = work / name
         if d.exists():
             for dirpath, _d, files in os.walk(d):
@@ -229,5 +234,5 @@ def prune(config: Config, all_: bool = False) -> int:
             remove_tree(d)
     # the blobs only the cache held (images keep theirs); skipped while a build or pull runs
     with contextlib.suppress(Exception):
-        total += ImageService(config).gc(candidates=candidates)
+        total += svc.gc(candidates=candidates)
     return total
