@@ -33,6 +33,9 @@ def test_rm_start_pause_over_several_names(pallet: Pallet, busybox_image: str) -
     # one name: its own error, one line, 125
     r = p("rm", "nosuch")
     assert (r.rc, r.err) == (125, "Error: No such container: nosuch\n"), r
+    # rm -f: a missing container is reported, and is no failure (as Docker)
+    r = p("rm", "-f", "nosuch")
+    assert (r.rc, r.out, r.err) == (0, "", DAEMON + "No such container: nosuch\n"), r
 
 
 def test_volume_and_network_rm_over_several_names(pallet: Pallet) -> None:

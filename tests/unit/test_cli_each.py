@@ -65,6 +65,18 @@ def test_tolerated_errors_are_silent(capsys: pytest.CaptureFixture[str]) -> None
     assert out == "ok\n" and err == "Error response from daemon: container busy is busy\n"
 
 
+def test_warned_errors_are_printed_but_do_not_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    def not_found(e: PalletError) -> bool:
+        return isinstance(e, ContainerNotFound)
+
+    assert for_each(["bad"], _check, warn=not_found) == []
+    assert for_each(["bad", "busy", "ok"], _check, warn=not_found) == ["busy"]
+    out, err = capsys.readouterr()
+    assert out == "ok\n"
+    assert err == ("Error response from daemon: No such container: bad\n" * 2
+                   + "Error response from daemon: container busy is busy\n")
+
+
 def test_lone_name_reported_not_raised_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     assert for_each(["bad"], _check, raise_single=False) == ["bad"]
     assert capsys.readouterr() == ("", "Error response from daemon: No such container: bad\n")
@@ -210,9 +222,13 @@ def test_wait_prints_exit_codes_and_goes_on(run_cli: Any) -> None:
     assert err == "Error response from daemon: No such container: bad\n"
 
 
-def test_rm_force_still_reports_missing_container(run_cli: Any) -> None:
-    rc, out, err = run_cli("rm", "-f", "bad")
-    assert (rc, out, err) == (125, "", "Error: No such container: bad\n")
+def test_rm_force_reports_missing_container_without_failing(run_cli: Any) -> None:
+    assert run_cli("rm", "-f", "bad") == (0, "", "Error response from daemon: No such container: bad\n")
+    rc, out, err = run_cli("rm", "-f", "a", "bad", "busy", "b")
+    assert (rc, out) == (1, "a\nb\n")  # other errors still fail
+    assert err == ("Error response from daemon: No such container: bad\n"
+                   "Error response from daemon: container busy is busy\n")
+    assert run_cli("rm", "-f", "busy")[0] == 125
 
 
 @pytest.mark.parametrize("group", ["network", "volume"])

@@ -22,14 +22,17 @@ def for_each(
     act: Callable[[str], str | None],
     *,
     tolerate: Callable[[PalletError], bool] | None = None,
+    warn: Callable[[PalletError], bool] | None = None,
     raise_single: bool = True,
 ) -> list[str]:
     """Run ``act(name)`` for each name; return the names that failed.
 
     ``act`` returns what to print for its name (``None``: the name itself; ``""``: nothing).
     An error for which ``tolerate(err)`` is true is passed over in silence
-    (``-f`` and a name that does not exist).  ``raise_single=False`` reports a
-    lone name's error like the others' instead of raising it.
+    (``network rm -f`` and a name that does not exist); one for which
+    ``warn(err)`` is true is printed but is no failure (``rm -f``, likewise).
+    ``raise_single=False`` reports a lone name's error like the others' instead
+    of raising it.
     """
     failed: list[str] = []
     for name in names:
@@ -37,6 +40,9 @@ def for_each(
             line = act(name)
         except PalletError as e:
             if tolerate is not None and tolerate(e):
+                continue
+            if warn is not None and warn(e):
+                sys.stderr.write(f"Error response from daemon: {e}\n")
                 continue
             if raise_single and len(names) == 1:
                 raise

@@ -17,10 +17,12 @@ def rm(config: Config, force: bool, volumes: bool, link: bool, containers: tuple
     """Remove one or more containers."""
     from pallet.cli.each import exit_status, for_each
     from pallet.engine.containers import ContainerService
+    from pallet.errors import NotFound
 
     svc = ContainerService(config)
 
     def remove_one(ref: str) -> None:
         svc.remove(svc.get(ref), force=force, volumes=volumes)
 
-    return exit_status(for_each(containers, remove_one))
+    # as Docker: with -f, a container that does not exist is reported but is no failure
+    return exit_status(for_each(containers, remove_one, warn=lambda e: force and isinstance(e, NotFound)))
