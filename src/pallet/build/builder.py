@@ -8,9 +8,8 @@ import hashlib
 import json
 import os
 import posixpath
-import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from pallet.build import dispatch
@@ -371,70 +370,27 @@ class Builder:
 
         return self._advance(st, cc, created_by, key, layer, container=True)
 
-    # -- filesystem of a state -----------------------------------------------------------------
-
-    def _image_of(self, st: _State) -> Image:
-        from pallet.store import Image
-
-        cfg_desc = Descriptor(mt.OCI_CONFIG, st.image_id or "sha256:" + "0" * 64, 0)
-        m = Manifest(media_type=mt.OCI_MANIFEST, config=cfg_desc, layers=tuple(st.layers))
-        return Image(id=st.image_id, manifest_digest="", manifest=m, config=st.config)
+    # -- filesystem of a state (pallet.build.stagefs) ----------------------------------------
 
     def _lowers(self, st: _State) -> list[Path]:
-        if not st.layers:
-            return []
-        return self.store.snapshots.ensure(self._image_of(st))
+        from pallet.build import stagefs
+
+        return stagefs.lowers(self.store, st)
 
     def _image_lookup(self, st: _State) -> Callable[[str], os.stat_result | None]:
-        lowers: list[Path] | None = None
+        from pallet.build import stagefs
 
-        def look(rel: str) -> os.stat_result | None:
-            nonlocal lowers
-            if lowers is None:
-                lowers = self._lowers(st)
-            for lower in lowers:
-                p = lower / rel
-                try:
-                    s = os.lstat(p)
-                except OSError:
-                    continue
-                if stat.S_ISCHR(s.st_mode) and s.st_rdev == 0:
-                    return None  # whiteout
-                if stat.S_ISLNK(s.st_mode):
-                    with contextlib.suppress(OSError):
-                        return os.stat(p)
-                return s
-            return None
+        return stagefs.lookup(self.store, st)
 
-        return look
+    def _mounted(self, st: _State, writable: bool) -> contextlib.AbstractContextManager[tuple[Path, Path]]:
+        from pallet.build import stagefs
 
-    @contextlib.contextmanager
-    def _mounted(self, st: _State, writable: bool) -> Iterator[tuple[Path, Path]]:
-        """The state's filesystem as an overlay: (rootfs, upper dir)."""
-        tmp = self.work / "tmp" / os.urandom(8).hex()
-        tmp.mkdir(parents=True)
-        rootfs, upper, work = tmp / "rootfs", tmp / "upper", tmp / "work"
-        mounted = False
-        try:
-            lowers = self._lowers(st)
-            self.store.snapshots.mount(lowers, upper, work, rootfs, readonly=not writable)
-            mounted = True
-            yield rootfs, upper
-        finally:
-            if mounted:
-                with contextlib.suppress(OSError):
-                    self.store.snapshots.unmount(rootfs)
-            if not mounted or not os.path.ismount(rootfs):
-                from pallet.build.run import remove_tree
-
-                remove_tree(tmp)
+        return stagefs.mounted(self.store, self.work, st, writable)
 
     def _write_plan(self, p: Plan) -> Descriptor:
-        from pallet.build.copy import write_layer
+        from pallet.build import stagefs
 
-        with self.store.blobs.writer() as w:
-            write_layer(p, w)  # type: ignore[arg-type]
-        return Descriptor(mt.OCI_LAYER, w.digest, w.size)
+        return stagefs.write_plan(self.store, p)
 
     # -- COPY / ADD -------------------------------------------------------------------------
 

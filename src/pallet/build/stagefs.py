@@ -1,0 +1,91 @@
+"""A build state's filesystem: its layers unpacked (the store's snapshots), paths looked up
+through them (whiteouts honoured), an overlay of them mounted for RUN and ``COPY --from``,
+and a COPY plan written as a layer.  Only steps that miss the cache come here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pallet.oci import mediatypes as mt
+from pallet.oci.manifest import Descriptor, Manifest
+
+TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
+if TYPE_CHECKING:
+    from pallet.build.builder import _State
+    from pallet.build.copy import Plan
+    from pallet.store import Image, Store
+
+
+def image_of(st: _State) -> Image:
+    """The state as an image of the store (for its snapshots)."""
+    from pallet.store import Image
+
+    cfg_desc = Descriptor(mt.OCI_CONFIG, st.image_id or "sha256:" + "0" * 64, 0)
+    m = Manifest(media_type=mt.OCI_MANIFEST, config=cfg_desc, layers=tuple(st.layers))
+    return Image(id=st.image_id, manifest_digest="", manifest=m, config=st.config)
+
+
+def lowers(store: Store, st: _State) -> list[Path]:
+    """The state's layers unpacked, top first."""
+    if not st.layers:
+        return []
+    return store.snapshots.ensure(image_of(st))
+
+
+def lookup(store: Store, st: _State) -> Callable[[str], os.stat_result | None]:
+    """``stat`` of a path of the state's filesystem (layers unpacked on the first call)."""
+    found: list[Path] | None = None
+
+    def look(rel: str) -> os.stat_result | None:
+        nonlocal found
+        if found is None:
+            found = lowers(store, st)
+        for lower in found:
+            p = lower / rel
+            try:
+                s = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISCHR(s.st_mode) and s.st_rdev == 0:
+                return None  # whiteout
+            if stat.S_ISLNK(s.st_mode):
+                with contextlib.suppress(OSError):
+                    return os.stat(p)
+            return s
+        return None
+
+    return look
+
+
+@contextlib.contextmanager
+def mounted(store: Store, work_dir: Path, st: _State, writable: bool) -> Iterator[tuple[Path, Path]]:
+    """The state's filesystem as an overlay: (rootfs, upper dir)."""
+    tmp = work_dir / "tmp" / os.urandom(8).hex()
+    tmp.mkdir(parents=True)
+    rootfs, upper, work = tmp / "rootfs", tmp / "upper", tmp / "work"
+    done = False
+    try:
+        store.snapshots.mount(lowers(store, st), upper, work, rootfs, readonly=not writable)
+        done = True
+        yield rootfs, upper
+    finally:
+        if done:
+            with contextlib.suppress(OSError):
+                store.snapshots.unmount(rootfs)
+        if not done or not os.path.ismount(rootfs):
+            from pallet.build.run import remove_tree
+
+            remove_tree(tmp)
+
+
+def write_plan(store: Store, p: Plan) -> Descriptor:
+    """A COPY/ADD plan as a layer blob."""
+    from pallet.build.copy import write_layer
+
+    with store.blobs.writer() as w:
+        write_layer(p, w)  # type: ignore[arg-type]
+    return Descriptor(mt.OCI_LAYER, w.digest, w.size)
