@@ -76,10 +76,11 @@ class TreeSource:
 class Item:
     """One entry of the layer a COPY/ADD writes."""
 
-    __slots__ = ("data", "dest", "gid", "kind", "linkname", "mode", "mtime", "size", "src", "uid")
+    __slots__ = ("data", "dest", "gid", "kind", "linkname", "mode", "mtime", "size", "src", "src_stat", "uid")
 
     def __init__(self, dest: str, kind: str, mode: int, mtime: float, uid: int = 0, gid: int = 0,
-                 src: Path | None = None, linkname: str = "", data: bytes = b"", size: int = 0) -> None:
+                 src: Path | str | None = None, linkname: str = "", data: bytes = b"", size: int = 0,
+                 src_stat: os.stat_result | None = None) -> None:
         self.dest = dest  # path in the image, relative ("app/x")
         self.kind = kind  # file | dir | symlink | data | archive
         self.mode = mode
@@ -90,6 +91,7 @@ class Item:
         self.linkname = linkname
         self.data = data
         self.size = size
+        self.src_stat = src_stat  # the source's stat when planned (its digest's signature)
 
     def __repr__(self) -> str:
         return f"Item({self.dest!r}, {self.kind}, {self.mode:o}, {self.uid}:{self.gid}, src={self.src})"
@@ -192,11 +194,14 @@ def plan(
                 root_dest = base
                 if root_dest != ".":
                     p.add(Item(root_dest, "dir", mode_of(st.st_mode), st.st_mtime, uid, gid))
+                # plain string joins (``sub`` is relative): Path objects and os.path.join for
+                # each file were a third of a cached COPY of a large tree
+                top = str(full)
+                src_prefix = top if top.endswith("/") else top + "/"
+                dest_prefix = "" if root_dest in (".", "") else root_dest.rstrip("/") + "/"
                 for sub in source.below(rel):
-                    f = full / sub
-                    sst = os.lstat(f)
-                    d = posixpath.join(root_dest, sub) if root_dest != "." else sub
-                    p.add(_item(d, f, sst, uid, gid, mode_of))
+                    f = src_prefix + sub
+                    p.add(_item(dest_prefix + sub, f, os.lstat(f), uid, gid, mode_of))
                 continue
             if is_add and not isinstance(source, TreeSource):
                 from pallet.build.context import is_archive
@@ -209,15 +214,16 @@ def plan(
     return p
 
 
-def _item(dest: str, path: Path, st: os.stat_result, uid: int, gid: int,
+def _item(dest: str, path: Path | str, st: os.stat_result, uid: int, gid: int,
           mode_of: Callable[[int], int]) -> Item:
     if stat.S_ISLNK(st.st_mode):
         return Item(dest, "symlink", 0o777, st.st_mtime, uid, gid, linkname=os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
         return Item(dest, "dir", mode_of(st.st_mode), st.st_mtime, uid, gid)
     if stat.S_ISREG(st.st_mode):
-        return Item(dest, "file", mode_of(st.st_mode), st.st_mtime, uid, gid, src=path, size=st.st_size)
-    raise BuildError(f"COPY failed: unsupported file type: {path.name}")
+        return Item(dest, "file", mode_of(st.st_mode), st.st_mtime, uid, gid, src=path, size=st.st_size,
+                    src_stat=st)
+    raise BuildError(f"COPY failed: unsupported file type: {os.path.basename(path)}")
 
 
 def _add_parents(p: Plan, image_stat: Callable[[str], os.stat_result | None], uid: int, gid: int) -> None:
@@ -257,7 +263,7 @@ class HashCache:
             except (OSError, ValueError):
                 self.data = {}
 
-    def digest(self, f: Path, st: os.stat_result) -> str:
+    def digest(self, f: Path | str, st: os.stat_result) -> str:
         key = str(f)
         sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         hit = self.data.get(key)
@@ -289,7 +295,7 @@ def plan_digest(p: Plan, cache: HashCache) -> str:
         it = p.items[dest]
         content = ""
         if it.kind == "file" and it.src is not None:
-            content = cache.digest(it.src, os.stat(it.src))
+            content = cache.digest(it.src, it.src_stat or os.stat(it.src))
         elif it.kind == "data":
             content = hashlib.sha256(it.data).hexdigest()
         h.update(f"{it.dest}\0{it.kind}\0{it.mode:o}\0{it.uid}:{it.gid}\0{it.linkname}\0{content}\n".encode())

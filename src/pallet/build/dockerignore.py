@@ -106,6 +106,8 @@ class Matcher:
         self.has_exceptions = any(p.exclusion for p in self.patterns)
 
     def excluded(self, rel: str) -> bool:
+        if not self.patterns:
+            return False
         rel = _clean(rel)
         if rel == ".":
             return False
