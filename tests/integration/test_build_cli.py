@@ -54,7 +54,8 @@ def test_cached_rebuild_and_no_cache(pallet: Pallet, busybox_image: str, tmp_pat
 
 
 def test_a_cached_rebuild_loads_only_what_it_needs(pallet: Pallet, busybox_image: str, tmp_path: Path) -> None:
-    """Every step a cache hit: no click, no Dockerfile parser, no RUN, layer or archive machinery."""
+    """Every step a cache hit: no click, no Dockerfile parser, no RUN, layer or archive machinery,
+    no dataclasses or typing (records and annotations only for the type checker)."""
     import subprocess
 
     ctx = _write(tmp_path / "ctx", {
@@ -70,7 +71,7 @@ def test_a_cached_rebuild_loads_only_what_it_needs(pallet: Pallet, busybox_image
     imported = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
     assert {"pallet.build.builder", "pallet.build.copystep", "pallet.build.runstep"} <= imported
     heavy = {"click", "dockerfile", "tarfile", "tempfile", "secrets", "pallet.build.run", "pallet.store.layers",
-             "pallet.engine.rootfs", "pallet.engine.runtimes"}
+             "pallet.engine.rootfs", "pallet.engine.runtimes", "dataclasses", "typing", "inspect"}
     assert imported & heavy == set()
 
 
