@@ -97,6 +97,11 @@ def _new_user_namespace(req: dict[str, Any], sync: int) -> None:
     os.close(go)
     if got != b"m":
         _fail(sync, "container init: the runtime did not write the user namespace's id maps", 1)
+    _become_root()
+
+
+def _become_root() -> None:
+    """Root of the user namespace just entered (ids 0, no supplementary groups)."""
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
     os.setgroups([])
@@ -297,6 +302,8 @@ def run(req: dict[str, Any], sync: int) -> None:
             flags = 0
         else:
             flags = _enter_namespaces(namespaces, None)
+            if any(n.get("type") == "user" and n.get("path") for n in namespaces):
+                _become_root()  # a user namespace joined by path
         fifo_fd = -1
         if mode == "create" and req.get("fifo"):
             fifo_fd = os.open(req["fifo"], os.O_PATH | os.O_CLOEXEC)

@@ -260,7 +260,7 @@ class PalletRuntime:
         # here), the mounts take as long.  pid 1 forks nothing before exec, and waits for
         # the move before it unshares its cgroup namespace and mounts /sys/fs/cgroup.
         userns_r, userns_w = _userns_pipe(linux, req)
-        if userns_w >= 0:
+        if linux.get("uidMappings") and any(n.get("type") == "user" for n in linux.get("namespaces") or []):
             os.chown(fifo, _host_id(linux, "uidMappings"), _host_id(linux, "gidMappings"))
         join_r, join_w = os.pipe()
         try:
