@@ -209,3 +209,58 @@ def test_escape_remapped_root_cannot_use_host_caps(pal: Pallet, base: Path) -> N
     # ids of its own range: a file cannot be given to an id outside it
     out = sh(pal, script="touch /f; chown 70000 /f 2>&1; echo rc=$?; stat -c %u /f")
     assert "rc=1" in out and out.split()[-1] == "0"
+
+
+# -- the runtimes on bundles: a user namespace joined by path ---------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["runc", "pallet"])
+def test_bundle_joins_a_user_namespace_by_path(runtime: str, base: Path) -> None:
+    import secrets
+    import sys
+
+    from tests.integration.escape_harness import docker_like_spec
+    from tests.support.images import make_busybox_rootfs
+
+    if runtime == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    if runtime == "pallet" and not pallet_runtime_available():
+        pytest.skip("pallet's runtime (pallet.runtime.cli) is not built")
+    rootfs = base / "rootfs"
+    make_busybox_rootfs(rootfs)
+    os.chmod(rootfs, 0o755)
+    state = base / "state"
+    argv = (["runc", "--root", str(state)] if runtime == "runc"
+            else [sys.executable, "-m", "pallet.runtime.cli", "--root", str(state)])
+    maps = [{"containerID": 0, "hostID": START, "size": 65536}]
+    parent = f"/pallet-test-userns-{secrets.token_hex(4)}"
+
+    def bundle(name: str, args: list[str], user: dict[str, str]) -> Path:
+        b = base / name
+        b.mkdir()
+        spec = docker_like_spec(args, f"{parent}/{name}", name)
+        spec["root"]["path"] = str(rootfs)
+        spec["linux"]["namespaces"].insert(0, user)
+        spec["linux"]["uidMappings"] = maps
+        spec["linux"]["gidMappings"] = maps
+        (b / "config.json").write_text(json.dumps(spec))
+        return b
+
+    ids = ["holder", "joiner"]
+    try:
+        holder = bundle("holder", ["sleep", "60"], {"type": "user"})
+        subprocess.run([*argv, "run", "-d", "--bundle", str(holder), "holder"], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid = json.loads(subprocess.run([*argv, "state", "holder"], capture_output=True, text=True).stdout)["pid"]
+        joiner = bundle("joiner", ["sh", "-c", "cat /proc/self/uid_map; id -u; touch /tmp/j && echo wrote"],
+                        {"type": "user", "path": f"/proc/{pid}/ns/user"})
+        r = subprocess.run([*argv, "run", "--bundle", str(joiner), "joiner"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 0, r
+        lines = r.stdout.split("\n")
+        assert lines[0].split() == ["0", str(START), "65536"]
+        assert lines[1:3] == ["0", "wrote"]
+        assert os.stat(rootfs / "tmp" / "j").st_uid == START
+    finally:
+        for i in ids:
+            subprocess.run([*argv, "delete", "--force", i], capture_output=True)
