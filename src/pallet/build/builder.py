@@ -130,9 +130,9 @@ class Builder:
     # -- entry point -----------------------------------------------------------------------
 
     def build(self, ctx: Context, opts: BuildOptions) -> Image:
-        text, name = ctx.dockerfile_text, ctx.dockerfile_name
+        text, df_name = ctx.dockerfile_text, ctx.dockerfile_name
         self._context_root = None if ctx.extracted else ctx.root  # digests of a temporary copy are not kept
-        df = parse(text, name, ParseCache(self.work).records(text, name))
+        df = parse(text, df_name, ParseCache(self.work).records(text, df_name))
         self.current_df = df
         self._no_cache = opts.no_cache
         self.cache.sources = []
@@ -158,7 +158,7 @@ class Builder:
                 for k, v in sorted(opts.labels.items())
             )
             s = stages[-1]
-            stages[-1] = s.with_instructions((*s.instructions, *extra))
+            stages[-1] = replace(s, instructions=(*s.instructions, *extra))
         self.total = len(df.meta_args) + sum(1 + len(s.instructions) for s in stages)
         args = BuildArgs(dict(opts.build_args))
         self.step = 0

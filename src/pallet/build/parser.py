@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from pallet.errors import PalletError
+from pallet.oci.record import field, record
 
 TYPE_CHECKING = False  # typing is not imported at run time (a build's start-up)
 if TYPE_CHECKING:
@@ -47,75 +48,31 @@ class ParseError(BuildError):
         self.detail = message
 
 
-class _Record:
-    """An immutable record with value equality: the parser's output.
-
-    Plain classes with ``__slots__`` rather than frozen dataclasses, whose definition
-    costs ten times more, on the start-up path of every build.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _init(self, **values: Any) -> None:
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of {type(self).__name__}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of {type(self).__name__}")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class Heredoc(_Record):
-    __slots__ = ("name", "content", "fd")
+@record(frozen=True)
+class Heredoc:
     name: str
     content: str
-    fd: int
-
-    def __init__(self, name: str, content: str, fd: int = 0) -> None:
-        self._init(name=name, content=content, fd=fd)
+    fd: int = 0
 
 
-class Instruction(_Record):
-    __slots__ = ("cmd", "args", "flags", "json", "original", "line", "heredocs", "sub_cmd")
+@record(frozen=True)
+class Instruction:
     cmd: str  # upper case
     args: tuple[str, ...]
-    flags: dict[str, tuple[str, ...]]
-    json: bool
-    original: str
-    line: int
-    heredocs: tuple[Heredoc, ...]
-    sub_cmd: str  # ONBUILD's instruction
-
-    def __init__(self, cmd: str, args: tuple[str, ...], flags: dict[str, tuple[str, ...]] | None = None,
-                 json: bool = False, original: str = "", line: int = 0, heredocs: tuple[Heredoc, ...] = (),
-                 sub_cmd: str = "") -> None:
-        self._init(cmd=cmd, args=args, flags={} if flags is None else flags, json=json, original=original,
-                   line=line, heredocs=heredocs, sub_cmd=sub_cmd)
+    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    json: bool = False
+    original: str = ""
+    line: int = 0
+    heredocs: tuple[Heredoc, ...] = ()
+    sub_cmd: str = ""  # ONBUILD's instruction
 
     def flag(self, name: str, default: str = "") -> str:
         v = self.flags.get(name)
         return v[-1] if v else default
 
 
-class Stage(_Record):
-    __slots__ = ("index", "base", "name", "platform", "line", "instructions")
+@record(frozen=True)
+class Stage:
     index: int
     base: str  # unexpanded image name
     name: str  # lower-cased "AS" name, "" when none
@@ -123,25 +80,14 @@ class Stage(_Record):
     line: int
     instructions: tuple[Instruction, ...]
 
-    def __init__(self, index: int, base: str, name: str, platform: str, line: int,
-                 instructions: tuple[Instruction, ...]) -> None:
-        self._init(index=index, base=base, name=name, platform=platform, line=line, instructions=instructions)
 
-    def with_instructions(self, instructions: tuple[Instruction, ...]) -> Stage:
-        return Stage(self.index, self.base, self.name, self.platform, self.line, instructions)
-
-
-class Dockerfile(_Record):
-    __slots__ = ("filename", "meta_args", "stages", "escape", "syntax")
+@record(frozen=True)
+class Dockerfile:
     filename: str
     meta_args: tuple[Instruction, ...]
     stages: tuple[Stage, ...]
-    escape: str
-    syntax: str
-
-    def __init__(self, filename: str, meta_args: tuple[Instruction, ...], stages: tuple[Stage, ...],
-                 escape: str = "\\", syntax: str = "") -> None:
-        self._init(filename=filename, meta_args=meta_args, stages=stages, escape=escape, syntax=syntax)
+    escape: str = "\\"
+    syntax: str = ""
 
     def stage_index(self, name: str) -> int | None:
         low = name.lower()
