@@ -44,21 +44,87 @@ def lookup(store: Store, st: _State) -> Callable[[str], os.stat_result | None]:
         nonlocal found
         if found is None:
             found = lowers(store, st)
-        for lower in found:
-            p = lower / rel
-            try:
-                s = os.lstat(p)
-            except OSError:
-                continue
-            if stat.S_ISCHR(s.st_mode) and s.st_rdev == 0:
-                return None  # whiteout
-            if stat.S_ISLNK(s.st_mode):
-                with contextlib.suppress(OSError):
-                    return os.stat(p)
-            return s
-        return None
+        return stat_in_layers(found, rel)
 
     return look
+
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+MAX_SYMLINKS = 40  # the kernel's limit (ELOOP)
+
+
+def stat_in_layers(layers: list[Path], rel: str) -> os.stat_result | None:
+    """``stat`` of an image path through unpacked layers (top first), as seen in a container.
+
+    Each component is looked up from the top layer down: a whiteout hides it and what is
+    below, an opaque directory hides the lower layers' contents, and a symbolic link is
+    followed inside the image (an absolute target starts at the image's root), never on
+    the host.  None when the path does not exist; a dangling link named by the path itself
+    gives the link's own ``lstat`` (it exists, as an entry).
+    """
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    depth = len(layers)  # layers below an opaque directory are not looked into
+    hops = 0
+    result: os.stat_result | None = None
+    link: os.stat_result | None = None  # the path's own last component, when it is a link
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            depth, result = len(layers), None  # re-resolved from the root below
+            parts = done + parts
+            done = []
+            continue
+        cur = "/".join((*done, name))
+        hit = _top_entry(layers[:depth], cur)
+        if hit is None:
+            return link
+        s, index = hit
+        if stat.S_ISLNK(s.st_mode):
+            if not parts and link is None:
+                link = s
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                return link
+            target = os.readlink(layers[index] / cur)
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            if target.startswith("/"):
+                done = []
+            depth, result = len(layers), None
+            parts = done + parts
+            done = []
+            continue
+        done.append(name)
+        result = s
+        if stat.S_ISDIR(s.st_mode) and _opaque(layers[index] / cur):
+            depth = min(depth, index + 1)
+    if result is None:  # the root itself
+        for layer in layers:
+            with contextlib.suppress(OSError):
+                return os.stat(layer)
+        return None
+    return result
+
+
+def _top_entry(layers: list[Path], rel: str) -> tuple[os.stat_result, int] | None:
+    for i, layer in enumerate(layers):
+        try:
+            s = os.lstat(layer / rel)
+        except OSError:
+            continue
+        if stat.S_ISCHR(s.st_mode) and s.st_rdev == 0:
+            return None  # whiteout
+        return s, i
+    return None
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
