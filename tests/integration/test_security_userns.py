@@ -264,3 +264,46 @@ def test_bundle_joins_a_user_namespace_by_path(runtime: str, base: Path) -> None
     finally:
         for i in ids:
             subprocess.run([*argv, "delete", "--force", i], capture_output=True)
+
+
+# -- the store: an overlay over idmapped layers ------------------------------------------------
+
+
+def test_snapshot_overlay_over_idmapped_layers_keeps_whiteouts(base: Path) -> None:
+    from pallet.engine.userns import Range, userns_fd
+    from pallet.store.blobs import BlobStore
+    from pallet.store.snapshots import SnapshotStore
+
+    bottom, top = base / "bottom", base / "top"
+    (bottom / "d").mkdir(parents=True)
+    (bottom / "gone").write_text("deleted above\n")
+    (bottom / "d" / "hidden").write_text("under an opaque dir\n")
+    (bottom / "kept").write_text("kept\n")
+    os.chown(bottom / "kept", 1000, 1000)
+    (top / "d").mkdir(parents=True)
+    os.mknod(top / "gone", 0o600 | 0o020000, os.makedev(0, 0))  # whiteout
+    os.setxattr(top / "d", "trusted.overlay.opaque", b"y")
+    (top / "d" / "new").write_text("new\n")
+    store = SnapshotStore(base / "store", BlobStore(base / "store"))
+    target = base / "c" / "rootfs"
+    fd = userns_fd(Range(START, START, 65536))
+    try:
+        store.mount_idmapped([top, bottom], base / "c" / "upper", base / "c" / "work", target, fd)
+    finally:
+        os.close(fd)
+    try:
+        assert sorted(os.listdir(target)) == ["d", "kept"]
+        assert os.listdir(target / "d") == ["new"]
+        st = os.stat(target / "kept")
+        assert (st.st_uid, st.st_gid) == (START + 1000, START + 1000)
+        assert os.stat(target / "d" / "new").st_uid == START
+        # only the overlay is left mounted: the idmapped layers were attached just for it
+        assert _mounts_under(str(base)) == [str(target)]
+        assert [p.name for p in (base / "c").iterdir() if p.name.startswith(".idmap")] == []
+        # what is written goes to the upper dir with host ids
+        (target / "kept").write_text("changed\n")
+        assert os.stat(base / "c" / "upper" / "kept").st_uid == START + 1000
+        assert (bottom / "kept").read_text() == "kept\n"
+    finally:
+        store.unmount(target)
+    assert _mounts_under(str(base)) == []
