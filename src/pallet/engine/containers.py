@@ -37,6 +37,7 @@ from pallet.oci.record import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 EXIT_UNKNOWN = 255  # the process vanished without its status being recorded
@@ -208,8 +209,8 @@ class ContainerService:
             if st.running and st.status != "restarting" and not pid_alive(st.pid, st.pid_start):
                 if self._monitor_alive(st):
                     # the monitor owns the exit status: give it a moment to report, never guess
-                    for _ in range(50):
-                        time.sleep(0.02)
+                    for delay in _backoff(1.0):
+                        time.sleep(delay)
                         report = read_monitor_report(c)
                         if report is not None and int(report.get("seq", 0)) > st.seq:
                             st = _merge(st, report)
@@ -385,17 +386,19 @@ class ContainerService:
 
     def _wait_stopped(self, c: Container, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
+        delay = 0.002  # a killed process is gone within milliseconds: look again soon
         while True:
             cur = self.refresh(self.store.load(c.id))
             if not cur.state.running:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.02)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     def wait(self, c: Container, timeout: float | None = None) -> Container:
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.01
+        delay = 0.002
         while True:
             try:
                 cur = self.refresh(self.store.load(c.id))
@@ -538,10 +541,10 @@ class ContainerService:
         mon = c.state.monitor_pid
         if mon and mon != os.getpid() and pid_alive(mon, 0):
             # the monitor is finishing (copying the last output, running its exit command)
-            for _ in range(100):
+            for delay in _backoff(2.0):
                 if not pid_alive(mon, 0):
                     break
-                time.sleep(0.02)
+                time.sleep(delay)
         self.cleanup(c, record=False)
         self._network_forget(c)
         self.store.remove_record(c)
@@ -588,6 +591,15 @@ class ContainerService:
             self.remove(c, volumes=False)
             removed.append(c.id)
         return removed, space
+
+
+def _backoff(total: float, first: float = 0.002, most: float = 0.02) -> Iterator[float]:
+    """Sleeps for a poll of at most ``total`` seconds: short at first, then ``most`` each."""
+    delay, spent = first, 0.0
+    while spent < total:
+        yield delay
+        spent += delay
+        delay = min(delay * 2, most)
 
 
 def _labels_match(labels: dict[str, str], filters: tuple[str, ...]) -> bool:
