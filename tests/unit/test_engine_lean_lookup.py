@@ -151,3 +151,33 @@ def test_two_manifests_of_one_config(tmp_path: Path) -> None:
         assert (got.id, got.config) == (scan.id, scan.config), name
     assert s.images.lookup("one:1").manifest_digest == a.manifest_digest
     _same_image(s.images.lookup(a.id), s.images.get(a.id))
+
+
+def test_engine_finds_a_containers_image_by_its_name_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pallet.config import Config
+    from pallet.engine.containers import ContainerService
+
+    s = new_store(tmp_path)
+    app = make_image(s, [tar_of({"a": b"1"})], "app:1")
+    for i in range(5):
+        make_image(s, [tar_of({"n": str(i).encode()})], f"other{i}")
+    svc = ContainerService(Config(root=tmp_path, run_root=tmp_path / "run"))
+    reads: list[str] = []
+    real = svc.images().images.blobs.read
+
+    def read(digest: str) -> bytes:
+        reads.append(digest)
+        return real(digest)
+
+    monkeypatch.setattr(svc.images().images.blobs, "read", read)
+    info = svc.image(app.id, "app:1")
+    assert (info.id, info.config) == (app.id, app.config)
+    assert reads == [app.manifest_digest, app.id]  # no other image's manifest read
+    # the name now names another image, or nothing: the ID decides
+    s.images.tag("other0", parse("app:1"))
+    for name in ("app:1", "gone:1", "Bad/Name", ""):
+        fresh = ContainerService(Config(root=tmp_path, run_root=tmp_path / "run"))
+        got = fresh.image(app.id, name)
+        assert (got.id, got.config) == (app.id, app.config), name
+    with pytest.raises(ImageNotFound):
+        ContainerService(Config(root=tmp_path, run_root=tmp_path / "run")).image("sha256:" + "0" * 64, "app:1")

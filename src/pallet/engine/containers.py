@@ -160,16 +160,26 @@ class ContainerService:
             self._images = Images(self.config)
         return self._images
 
-    def image(self, ref: str) -> Any:
+    def image(self, ref: str, name: str = "") -> Any:
         """The image ``ref`` names, as :class:`pallet.engine.rootfs.ImageInfo`, found directly.
 
         The image ``create`` looked up is kept by its ID (content-addressed: it cannot
-        change), so that ``run`` reads the image's manifest and config once."""
+        change), so that ``run`` reads the image's manifest and config once.  ``name``
+        (what the container was created from) is tried first for an ID: a name is found
+        without reading the other images' manifests, and is used if it still names
+        that image."""
         hit = self._created_image
         if hit is not None and ref == hit.id:
             return hit
         from pallet.engine.create_spec import lookup_image
 
+        if name and name != ref and ref.startswith("sha256:"):
+            try:
+                info = lookup_image(self.config, name, self.images())
+            except PalletError:
+                info = None
+            if info is not None and info.id == ref:
+                return info
         return lookup_image(self.config, ref, self.images())
 
     # -- lookup -----------------------------------------------------------------------

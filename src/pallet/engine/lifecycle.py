@@ -129,7 +129,7 @@ def prepare(svc: ContainerService, c: Container) -> tuple[Container, Path]:
         # a --rm container's writes go with it: its overlay need not be synced, not even
         # when it is unmounted (which would sync the whole filesystem under it)
         images.snapshots.volatile = c.spec.auto_remove
-        images.mount(svc.image(c.spec.image_id), c.dir / "upper", c.dir / "work", rootfs)
+        images.mount(svc.image(c.spec.image_id, c.spec.image), c.dir / "upper", c.dir / "work", rootfs)
     c = svc.store.update_state(c, mounted=True)
     try:
         bundle = write_bundle(svc, c, rootfs)
