@@ -233,8 +233,10 @@ def await_monitor(svc: ContainerService, c: Container, timeout: float = 15.0) ->
     if not mon or mon == os.getpid() or c.state.running:
         return c
     deadline = time.monotonic() + timeout
+    delay = 0.002
     while pid_alive(mon, c.state.monitor_start) and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
     return svc.refresh(svc.store.load(c.id))
 
 
