@@ -181,6 +181,23 @@ def test_prepare_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untype
         seccomp.prepare(other, cache_dir=str(tmp_path))
 
 
+def test_prepare_cache_verifies_the_whole_key(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A cached file whose stored key is another spec's (a checksum clash) is compiled
+    again, never loaded."""
+    spec = default_profile(DEFAULT_CAPS)
+    first = seccomp.prepare(spec, cache_dir=str(tmp_path))
+    assert first is not None
+    (cached,) = tmp_path.iterdir()
+    other = dict(spec, defaultErrnoRet=38)
+    other_prog = seccomp.compile_bpf(other)
+    data = cached.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    forged_key = data[8:8 + n].replace(b'"defaultAction"', b'"defaultActioN"')
+    cached.write_bytes(len(forged_key).to_bytes(8, "little") + forged_key + other_prog)
+    again = seccomp.prepare(spec, cache_dir=str(tmp_path))
+    assert again == first and again is not None and again.program != other_prog
+
+
 def test_prepare_flags() -> None:
     p = seccomp.prepare({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]})
     assert p is not None and p.flags == 3

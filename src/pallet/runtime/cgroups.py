@@ -16,12 +16,17 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
 
 from pallet.errors import InvalidArgument, RuntimeFailure
 
-Version = Literal["v1", "v2", "hybrid"]
+TYPE_CHECKING = False  # on every container's start: typing only for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Literal, Protocol
+
+    Version = Literal["v1", "v2", "hybrid"]
+else:
+    Protocol = object
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 

@@ -14,10 +14,13 @@ denied.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 DEV_BLOCK = 1
 DEV_CHAR = 2

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from pallet.runtime.cgroups import (
     V1_CONTROLLERS,
     CgroupError,
     CgroupFs,
     ManagerBase,
-    Version,
     blkio_stats,
     device_rule,
     parse_flat_keyed,
@@ -20,6 +17,13 @@ from pallet.runtime.cgroups import (
     read_pids,
     wait_until,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from pallet.runtime.cgroups import Version
 
 # v1 spells "no limit" as the largest page-aligned int64
 V1_UNLIMITED = 9223372036854771712

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from pallet.runtime.cgroups import (
     V2_CONTROLLERS,
     CgroupError,
     CgroupFs,
     ManagerBase,
-    Version,
     blkio_stats,
     parse_flat_keyed,
     parse_int,
     read_pids,
     wait_until,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from pallet.runtime.cgroups import Version
 
 
 def shares_to_weight(shares: int) -> int:
