@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pallet.config import Config
 from pallet.errors import ImageNotFound
 from pallet.oci.image import ImageConfig
+from pallet.oci.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageInfo:
     id: str  # sha256:...
     config: ImageConfig
