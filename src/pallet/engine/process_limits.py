@@ -7,10 +7,12 @@ Parsed into Docker's HostConfig fields (``Ulimits``, ``ShmSize``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
 from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing only for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 ULIMITS = {
     "as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA",

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import InvalidArgument
 from pallet.oci import seccomp_default
+
+TYPE_CHECKING = False  # typing only for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 # Capabilities by number (capability.h), up to CAP_CHECKPOINT_RESTORE (Linux 5.9)
 ALL_CAPS = (
