@@ -174,9 +174,11 @@ def parse_userns(value: str | None) -> str:
     """``--userns``: "" or "host" (the host's user namespace), "auto" or
     "auto:size=N" (a private range of subordinate ids, podman's syntax; see
     :mod:`pallet.engine.userns`).  The mode is kept as given."""
+    v = (value or "").strip()
+    if v in ("", "host"):
+        return v  # the common case: nothing more imported on the run path
     from pallet.engine.userns import parse_size
 
-    v = (value or "").strip()
     parse_size(v)
     return v
 
