@@ -186,6 +186,18 @@ RUN echo $D > /d
 """,
         "build_args": ["B=2", "HTTP_PROXY=http://proxy.invalid:3128"],
     },
+    "symlinked_dirs": {
+        "Dockerfile": """FROM busybox:pbd
+RUN mkdir -p /srv/app /srv/lib && ln -s /srv/app /app && ln -s ../srv/lib /usr/lib2 && ln -s /srv/new /new
+WORKDIR /app
+COPY f.txt /app/
+COPY f.txt g.txt
+COPY f.txt /usr/lib2/deep/h.txt
+WORKDIR /new
+COPY f.txt ./i.txt
+""",
+        "f.txt": "f\n",
+    },
     "label_flag_last": {
         "Dockerfile": """FROM busybox:pbd
 CMD ["sh"]

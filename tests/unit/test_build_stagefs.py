@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.build.stagefs import OPAQUE_XATTR, stat_in_layers
+from pallet.build.stagefs import OPAQUE_XATTR, resolve_in_layers, stat_in_layers
 
 
 def _layers(tmp_path: Path) -> tuple[Path, Path]:
@@ -46,6 +46,12 @@ def test_symlinks_resolve_inside_the_image(tmp_path: Path) -> None:
     assert loop is not None and stat.S_ISLNK(loop.st_mode)
     root = stat_in_layers(layers, "/")
     assert root is not None and stat.S_ISDIR(root.st_mode)
+    # where a path leads (Docker's follow-symlink-in-scope): missing components kept as written
+    assert resolve_in_layers(layers, "app/new/x")[0] == "srv/app/new/x"
+    assert resolve_in_layers(layers, "etc/rel")[0] == "srv/app/f"
+    path, found = resolve_in_layers(layers, "dangling")
+    assert (path, found) == ("nowhere", None)
+    assert resolve_in_layers(layers, "a/../app")[0] == "srv/app"
 
 
 def test_an_opaque_directory_hides_the_lower_layers(tmp_path: Path) -> None:

@@ -357,15 +357,20 @@ class Builder:
         rel = posixpath.normpath(wd).lstrip("/")
 
         def layer() -> Descriptor | None:
-            # looked up only when the step is not cached (the lookup may unpack the parent)
-            lookup = self._image_lookup(st)
-            if rel in ("", ".") or lookup(rel) is not None:
+            # looked up only when the step is not cached (the lookup may unpack the parent);
+            # the directory is made where the path leads in the image (through its links)
+            if rel in ("", "."):
+                return None
+            from pallet.build import stagefs
+
+            real, found = stagefs.resolver(self.store, st)(rel)
+            if found is not None or not real:
                 return None
             from pallet.build.copy import Item, Plan, _add_parents
 
             p = Plan()
-            p.add(Item(rel, "dir", 0o755, time.time()))
-            _add_parents(p, lookup, 0, 0)
+            p.add(Item(real, "dir", 0o755, time.time()))
+            _add_parents(p, self._image_lookup(st), 0, 0)
             return self._write_plan(p)
 
         return self._advance(st, cc, created_by, key, layer, container=True)

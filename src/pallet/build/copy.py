@@ -131,6 +131,7 @@ def plan(
     chmod: int | None,
     is_add: bool,
     image_stat: Callable[[str], os.stat_result | None],
+    resolve: Callable[[str], str] | None = None,
     heredocs: dict[str, bytes] | None = None,
     downloads: dict[str, tuple[Path, float]] | None = None,
     cmd: str = "COPY",
@@ -151,6 +152,8 @@ def plan(
     uid, gid = chown if chown is not None else (0, 0)
     p = Plan()
     base = _rel(dest)
+    if resolve is not None and base not in ("", "."):
+        base = resolve(base)  # the image's links on the way are followed, as Docker does
 
     def target_for(name: str) -> str:
         if dest_dir:

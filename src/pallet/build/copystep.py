@@ -57,9 +57,12 @@ def copy_step(b: Builder, df: Dockerfile, st: _State, ins: Instruction, env: dic
                 got = file_digest(next(iter(downloads.values()))[0])
                 if got != (want if ":" in want else "sha256:" + want):
                     raise BuildError(f"digest mismatch {got}: {want}")
+        from pallet.build import stagefs
+
+        resolve = stagefs.resolver(b.store, st)
         p = plan(source, srcs, dest, workdir=st.cc.working_dir, chown=chown, chmod=chmod,
                  is_add=ins.cmd == "ADD", image_stat=b._image_lookup(st), heredocs=heredocs,
-                 downloads=downloads, cmd=ins.cmd)
+                 downloads=downloads, cmd=ins.cmd, resolve=lambda rel: resolve(rel)[0])
         digest = plan_digest(p, b.hashes)
         kind = p.hash_kind()
         shown = f"{kind}:{digest.split(':', 1)[1]}"

@@ -49,6 +49,19 @@ def lookup(store: Store, st: _State) -> Callable[[str], os.stat_result | None]:
     return look
 
 
+def resolver(store: Store, st: _State) -> Callable[[str], tuple[str, os.stat_result | None]]:
+    """:func:`resolve_in_layers` over the state's layers (unpacked on the first call)."""
+    found: list[Path] | None = None
+
+    def resolve(rel: str) -> tuple[str, os.stat_result | None]:
+        nonlocal found
+        if found is None:
+            found = lowers(store, st)
+        return resolve_in_layers(found, rel)
+
+    return resolve
+
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_SYMLINKS = 40  # the kernel's limit (ELOOP)
 
@@ -62,12 +75,30 @@ def stat_in_layers(layers: list[Path], rel: str) -> os.stat_result | None:
     the host.  None when the path does not exist; a dangling link named by the path itself
     gives the link's own ``lstat`` (it exists, as an entry).
     """
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    _, found, link = _walk(layers, rel)
+    return found if found is not None else link
+
+
+def resolve_in_layers(layers: list[Path], rel: str) -> tuple[str, os.stat_result | None]:
+    """The path ``rel`` names in the image, its symbolic links followed inside the image
+    (Docker's "follow symlink in scope"), and its ``stat`` (None when it does not exist:
+    the missing components are kept as written)."""
+    path, found, _ = _walk(layers, rel)
+    return path, found
+
+
+def _walk(layers: list[Path], rel: str) -> tuple[str, os.stat_result | None, os.stat_result | None]:
+    """(resolved path, its stat or None, the lstat of ``rel``'s own last component if a link).
+
+    ``rel`` is cleaned first, as Docker does (``a/../b`` is ``b``); ``..`` in link targets
+    is resolved against where the link leads.
+    """
+    parts = [p for p in _lexical(rel.split("/")).split("/") if p]
     done: list[str] = []
     depth = len(layers)  # layers below an opaque directory are not looked into
     hops = 0
     result: os.stat_result | None = None
-    link: os.stat_result | None = None  # the path's own last component, when it is a link
+    link: os.stat_result | None = None
     while parts:
         name = parts.pop(0)
         if name == "..":
@@ -79,15 +110,13 @@ def stat_in_layers(layers: list[Path], rel: str) -> os.stat_result | None:
             continue
         cur = "/".join((*done, name))
         hit = _top_entry(layers[:depth], cur)
-        if hit is None:
-            return link
+        if hit is None or hops > MAX_SYMLINKS:
+            return _lexical([*done, name, *parts]), None, link
         s, index = hit
         if stat.S_ISLNK(s.st_mode):
             if not parts and link is None:
                 link = s
             hops += 1
-            if hops > MAX_SYMLINKS:
-                return link
             target = os.readlink(layers[index] / cur)
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
             if target.startswith("/"):
@@ -103,9 +132,20 @@ def stat_in_layers(layers: list[Path], rel: str) -> os.stat_result | None:
     if result is None:  # the root itself
         for layer in layers:
             with contextlib.suppress(OSError):
-                return os.stat(layer)
-        return None
-    return result
+                return "", os.stat(layer), link
+        return "", None, link
+    return "/".join(done), result, link
+
+
+def _lexical(parts: list[str]) -> str:
+    out: list[str] = []
+    for p in parts:
+        if p == "..":
+            if out:
+                out.pop()
+        elif p not in ("", "."):
+            out.append(p)
+    return "/".join(out)
 
 
 def _top_entry(layers: list[Path], rel: str) -> tuple[os.stat_result, int] | None:
