@@ -213,21 +213,33 @@ static void sync_error(int sync_fd, const char *msg, int code) {
     close(sync_fd);
 }
 
-static long long pid_start_time(int pid) {
-    char path[64], buf[1024];
+/* /proc/PID/stat read into buf: a pointer to the fields after the command (state first) */
+static char *proc_stat(int pid, char *buf, size_t size) {
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
-    if (n <= 0) return 0;
+    if (n <= 0) return NULL;
     buf[n] = 0;
     char *p = strrchr(buf, ')');
-    if (!p) return 0;
-    p += 2;
+    return p && p[1] && p[2] ? p + 2 : NULL;
+}
+
+static long long pid_start_time(int pid) {
+    char buf[1024];
+    char *p = proc_stat(pid, buf, sizeof buf);
     /* fields after the command: state(3) ... starttime(22) -> 20th token from here */
     for (int i = 0; i < 19 && p; i++) { p = strchr(p, ' '); if (p) p++; }
     return p ? atoll(p) : 0;
+}
+
+/* the process has ended (gone, or a zombie not yet reaped) */
+static int pid_gone(int pid) {
+    char buf[1024];
+    char *p = proc_stat(pid, buf, sizeof buf);
+    return !p || *p == 'Z' || *p == 'X';
 }
 
 /* -- processes ------------------------------------------------------------------- */
@@ -246,19 +258,6 @@ static int run_cmd(struct cmd *c, int in, int out, int err) {
     int st;
     while (waitpid(pid, &st, 0) < 0) { if (errno != EINTR) return -1; }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int pid_gone(int pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 1;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return !p || p[1] == 0 || p[2] == 'Z' || p[2] == 'X';
 }
 
 /* start: let the created process go by reading its exec FIFO, then remove the FIFO
