@@ -33,6 +33,7 @@ from pallet.errors import (
     NameInUse,
     PalletError,
 )
+from pallet.linux.proc import start_time
 from pallet.oci.record import field, record, replace
 
 TYPE_CHECKING = False  # typing is not imported at run time
@@ -123,23 +124,10 @@ def parse_signal(value: str) -> int:
     raise InvalidArgument(f"Invalid signal: {value}")
 
 
-def _pid_start(pid: int) -> int:
-    """The start time (clock ticks since boot) of ``pid``, 0 if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    rest = data[data.rfind(b")") + 2 :].split()
-    if rest[0] in (b"Z", b"X"):
-        return 0
-    return int(rest[19])
-
-
 def pid_alive(pid: int, start: int) -> bool:
     if pid <= 0:
         return False
-    s = _pid_start(pid)
+    s = start_time(pid)
     return s != 0 and (not start or s == start)
 
 

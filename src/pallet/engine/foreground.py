@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from pallet.engine.state import Container, now_ns
+from pallet.linux.proc import parent_pid
 from pallet.oci.record import replace
 
 TYPE_CHECKING = False  # typing is not imported at run time
@@ -95,9 +96,9 @@ def _raw_terminal(fd: int) -> Any:
 
 def run_foreground(svc: ContainerService, c: Container) -> int:
     """Run ``c`` attached to this process; its exit code."""
-    from pallet.engine.containers import _pid_start
     from pallet.engine.lifecycle import close_console, console_socket, prepare, receive_master
     from pallet.engine.runtimes import open_runtime
+    from pallet.linux.proc import start_time as _pid_start
     from pallet.linux.syscalls import set_child_subreaper
 
     set_child_subreaper()
@@ -149,7 +150,7 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
     send = None
-    if _ppid(pid) != os.getpid() and hasattr(rt, "wait"):
+    if parent_pid(pid) != os.getpid() and hasattr(rt, "wait"):
         # not our child (a VM's shim): the runtime delivers signals and knows the status
         _FOREIGN[pid] = (rt, c.id)
         send = lambda sig: rt.kill(c.id, sig)  # noqa: E731
@@ -179,15 +180,6 @@ def run_foreground(svc: ContainerService, c: Container) -> int:
 
 
 _FOREIGN: dict[int, tuple[Any, str]] = {}
-
-
-def _ppid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    return int(data[data.rfind(b")") + 2 :].split()[1])
 
 
 def _reap(pid: int) -> int | None:

@@ -309,7 +309,7 @@ def _start_detached(svc: ContainerService, c: Container) -> Container:
         if code == 126:
             raise CommandCannotRun(err)
         raise RuntimeFailure(err)
-    from pallet.engine.containers import _pid_start
+    from pallet.linux.proc import start_time as _pid_start
 
     with svc.store.locked(c.id):
         cur = svc.store.load(c.id)

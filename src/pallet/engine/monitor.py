@@ -224,8 +224,8 @@ class Monitor:
     # -- the whole life ----------------------------------------------------------------
 
     def run(self, sync_fd: int) -> int:
-        from pallet.engine.containers import _pid_start
         from pallet.errors import PalletError
+        from pallet.linux.proc import start_time as _pid_start
 
         signal.set_wakeup_fd(self.sigw)
         signal.signal(signal.SIGCHLD, lambda *_: None)

@@ -26,6 +26,7 @@ from pallet.errors import (
     PalletError,
     RuntimeFailure,
 )
+from pallet.linux.proc import start_time as _start_time
 from pallet.runtime.base import state_json
 
 TYPE_CHECKING = False
@@ -41,19 +42,6 @@ INIT_ARGV = [sys.executable, "-S", "-E", "-s", "-c", INIT_CODE]
 def _now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-def _start_time(pid: int) -> int:
-    """The process's start time (clock ticks since boot); 0 if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    fields = data[data.rfind(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):
-        return 0
-    return int(fields[19])
 
 
 def _raise_for(msg: dict[str, Any], what: str) -> None:

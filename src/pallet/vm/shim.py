@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pallet.linux.proc import start_time
 from pallet.linux.syscalls import libc, set_parent_death_signal
 from pallet.vm import proto
-from pallet.vm.unixsock import connect_unix, start_time
+from pallet.vm.unixsock import connect_unix
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
+from pallet.linux.proc import start_time
+
 _SUN_PATH_MAX = 107
 
 
@@ -25,16 +27,6 @@ def connect_unix(path: str, timeout: float | None = None) -> socket.socket:
         s.close()
         raise
     return s
-
-
-def start_time(pid: int) -> int:
-    """The process's start time in clock ticks since boot (0 when it is gone or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0
-    return 0 if fields[0] == "Z" else int(fields[19])
 
 
 def same_process(pid: int, started: int) -> bool:
