@@ -22,14 +22,8 @@ import pytest
 from pallet.cli import build_impl
 from pallet.cli import main as cli_main
 from pallet.cli.build import build as build_cmd
-from pallet.cli.build_options import (
-    BUILD_OPTIONS,
-    PROGRESS_CHOICES,
-    _Unsure,
-    parse_args,
-    parse_build_line,
-)
-from pallet.cli.run_options import FLAG, MULTIPLE, SWITCH, Opt
+from pallet.cli.build_options import BUILD_OPTIONS, PROGRESS_CHOICES, parse_build_line
+from pallet.cli.run_options import FLAG, MULTIPLE, SWITCH, Opt, _Unsure, parse_options
 
 VALUES = ["x", "", "-x", "--no-cache", "a=b=c", "img:1", "=", "--", "-", "K=V", ".", "plain"]
 POSITIONALS = [".", "-", "ctx", "/tmp/ctx.tar", "", "--x"]
@@ -45,7 +39,7 @@ def click_params(argv: list[str]) -> dict[str, Any] | None:
 
 def fast_params(argv: list[str]) -> dict[str, Any] | None:
     try:
-        params, positional = parse_args(argv, BUILD_OPTIONS, interspersed=True)
+        params, positional = parse_options(argv, BUILD_OPTIONS, interspersed=True)
     except _Unsure:
         return None
     if len(positional) != 1 or params["progress"] not in PROGRESS_CHOICES:

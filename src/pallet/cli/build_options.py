@@ -10,7 +10,17 @@ same argv.
 
 from __future__ import annotations
 
-from pallet.cli.run_options import FLAG, GLOBAL_OPTIONS, MULTIPLE, SWITCH, VALUE, FastCall, Opt
+from pallet.cli.run_options import (
+    FLAG,
+    GLOBAL_OPTIONS,
+    MULTIPLE,
+    SWITCH,
+    VALUE,
+    FastCall,
+    Opt,
+    _Unsure,
+    parse_options,
+)
 
 TYPE_CHECKING = False  # no typing at run time: this module is on the path of every build
 if TYPE_CHECKING:
@@ -46,82 +56,6 @@ BUILD_OPTIONS: tuple[Opt, ...] = (
 )
 
 
-class _Unsure(Exception):
-    """The argv is not one this parser reads exactly as click would."""
-
-
-def parse_args(args: list[str], table: tuple[Opt, ...],
-               interspersed: bool) -> tuple[dict[str, Any], list[str]]:
-    """Options of ``table`` in ``args`` as click reads them, and the positional arguments.
-
-    ``interspersed``: options may follow positional arguments (a command's line);
-    otherwise the first positional one ends the options (a group's line) and it and
-    everything after it are returned.  Raises ``_Unsure`` on an unknown option, a
-    missing value or a value given to a flag.
-    """
-    names: dict[str, tuple[Opt, bool]] = {}
-    for o in table:
-        for n in o.names:
-            names[n] = (o, True)
-        for n in o.off:
-            names[n] = (o, False)
-    values: dict[str, Any] = {o.dest: o.initial() for o in table}
-    positional: list[str] = []
-    rest = list(args)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--":
-            positional += rest
-            break
-        if arg[:1] != "-" or len(arg) == 1:
-            if not interspersed:
-                positional += [arg, *rest]
-                break
-            positional.append(arg)
-            continue
-        name, eq, explicit = arg.partition("=")
-        hit = names.get(name) if name[:2] == "--" and len(name) > 2 else None
-        if hit is not None:
-            o, on = hit
-            if o.takes_value:
-                if eq:
-                    _store(values, o, explicit)
-                elif rest:
-                    _store(values, o, rest.pop(0))
-                else:
-                    raise _Unsure(arg)
-            elif eq:
-                raise _Unsure(arg)
-            else:
-                values[o.dest] = on
-            continue
-        if arg[:2] == "--":
-            raise _Unsure(arg)
-        for i in range(1, len(arg)):  # clustered short options: -qt name, -tname
-            hit = names.get("-" + arg[i])
-            if hit is None:
-                raise _Unsure(arg)
-            o, on = hit
-            if not o.takes_value:
-                values[o.dest] = on
-                continue
-            if i + 1 < len(arg):
-                _store(values, o, arg[i + 1:])
-            elif rest:
-                _store(values, o, rest.pop(0))
-            else:
-                raise _Unsure(arg)
-            break
-    return values, positional
-
-
-def _store(values: dict[str, Any], o: Opt, value: str) -> None:
-    if o.kind == MULTIPLE:
-        values[o.dest] = (*values[o.dest], value)
-    else:
-        values[o.dest] = value
-
-
 def parse_build_line(args: list[str], environ: Mapping[str, str] | None = None) -> FastCall | None:
     """``args`` (argv without the program name) as a build :class:`FastCall`, or None for click."""
     import os
@@ -130,12 +64,12 @@ def parse_build_line(args: list[str], environ: Mapping[str, str] | None = None) 
     if env.get("_PALLET_COMPLETE"):  # click's shell completion
         return None
     try:
-        glob, rest = parse_args(args, GLOBAL_OPTIONS, interspersed=False)
+        glob, rest = parse_options(args, GLOBAL_OPTIONS)
         if rest[:1] == ["image"]:
             rest = rest[1:]
         if rest[:1] != ["build"]:
             return None
-        params, positional = parse_args(rest[1:], BUILD_OPTIONS, interspersed=True)
+        params, positional = parse_options(rest[1:], BUILD_OPTIONS, interspersed=True)
     except _Unsure:
         return None
     if len(positional) != 1 or params["progress"] not in PROGRESS_CHOICES:

@@ -191,12 +191,16 @@ class _Unsure(Exception):
     """The argv is not one the fast parser reads exactly as click would."""
 
 
-def parse_options(args: list[str], table: tuple[Opt, ...]) -> tuple[dict[str, Any], list[str]]:
-    """Parse the options of ``table`` at the head of ``args`` as click does.
+def parse_options(args: list[str], table: tuple[Opt, ...],
+                  interspersed: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Parse the options of ``table`` in ``args`` as click does.
 
-    Returns the options' values (defaults filled in) and the arguments left after
-    the first one that is not an option (or after ``--``).  Raises ``_Unsure`` on
-    an unknown option, a missing value, a value given to a flag or a bad integer.
+    Returns the options' values (defaults filled in) and the positional arguments.
+    Without ``interspersed`` (a group's line, or ``run``'s IMAGE COMMAND...) the first
+    argument that is not an option ends the options: it and all after it are returned;
+    with it (``build PATH``) options may follow positional arguments.  ``--`` ends the
+    options either way.  Raises ``_Unsure`` on an unknown option, a missing value, a
+    value given to a flag or a bad integer.
     """
     names: dict[str, tuple[Opt, bool]] = {}
     for o in table:
@@ -205,14 +209,18 @@ def parse_options(args: list[str], table: tuple[Opt, ...]) -> tuple[dict[str, An
         for n in o.off:
             names[n] = (o, False)
     values: dict[str, Any] = {o.dest: o.initial() for o in table}
+    positional: list[str] = []
     rest = list(args)
     while rest:
         arg = rest.pop(0)
         if arg == "--":
             break
         if arg[:1] != "-" or len(arg) == 1:
-            rest.insert(0, arg)
-            break
+            if not interspersed:
+                rest.insert(0, arg)
+                break
+            positional.append(arg)
+            continue
         name, eq, explicit = arg.partition("=")
         hit = names.get(name) if (len(name) > 2 and name[:2] == "--") else None
         if hit is not None:
@@ -232,7 +240,7 @@ def parse_options(args: list[str], table: tuple[Opt, ...]) -> tuple[dict[str, An
             continue
         if arg[:2] == "--":
             raise _Unsure(arg)
-        for i in range(1, len(arg)):
+        for i in range(1, len(arg)):  # clustered short options: -it, -dp80:80, -tname
             hit = names.get("-" + arg[i])
             if hit is None:
                 raise _Unsure(arg)
@@ -254,7 +262,7 @@ def parse_options(args: list[str], table: tuple[Opt, ...]) -> tuple[dict[str, An
                 values[o.dest] = int(values[o.dest])
             except ValueError:
                 raise _Unsure(values[o.dest]) from None
-    return values, rest
+    return values, positional + rest
 
 
 def _store(values: dict[str, Any], o: Opt, value: str) -> None:
