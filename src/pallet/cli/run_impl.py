@@ -126,6 +126,9 @@ def run_container(config: Config, *, detach: bool, auto_remove: bool, attach: tu
         from pallet.errors import InvalidArgument
 
         raise InvalidArgument("Conflicting options: -a and -d")
+    from pallet.engine.lifecycle import warm_cgroup_migrations
+
+    warm_cgroup_migrations(config, opts.runtime, opts.isolation)
     svc = ContainerService(config)
     c = svc.create(opts)
     try:

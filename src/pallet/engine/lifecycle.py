@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
+    from pallet.config import Config
     from pallet.engine.containers import ContainerService
     from pallet.engine.volumes import VolumeService
 
@@ -211,6 +212,16 @@ def _network_setup(svc: ContainerService, c: Container) -> tuple[str | None, str
 
 
 # -- detached start -------------------------------------------------------------------------
+
+
+def warm_cgroup_migrations(config: Config, runtime: str | None, isolation: str | None) -> None:
+    """Before a container is created and started at once (``run``): with pallet's runtime,
+    set off the wait its move into a cgroup costs, so that it is over by then (see
+    :func:`pallet.runtime.pallet_runtime.warm_cgroup_migrations`)."""
+    if (runtime or config.runtime or "pallet") == "pallet" and isolation != "vm":
+        from pallet.runtime.pallet_runtime import warm_cgroup_migrations as warm
+
+        warm()
 
 
 def monitor_argv(svc: ContainerService, c: Container, sync_fd: int) -> list[str]:

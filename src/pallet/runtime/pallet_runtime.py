@@ -607,6 +607,40 @@ def _warm_migration(pid: int, cgroup: str, procs_files: list[str]) -> None:
                 return
 
 
+def warm_cgroup_migrations() -> None:
+    """Start the RCU grace period of the cgroup migrations to come, without waiting for it.
+
+    A short-lived shell moves itself into the cgroup it is already in (``echo 0 >
+    cgroup.procs``): the grace period (see :func:`_warm_migration`) passes while the
+    caller prepares the container, and moving its pid 1 some milliseconds later is
+    quick.  For a caller about to create a container; the shell exits at once and is
+    reaped with the caller's other children.  Best effort: nothing changes for anyone."""
+    target = _own_procs_file()
+    if target is not None:
+        with contextlib.suppress(OSError):
+            os.posix_spawn("/bin/sh", ["sh", "-c", 'echo 0 > "$0"', target], {"PATH": "/usr/bin:/bin"})
+
+
+def _own_procs_file() -> str | None:
+    """The cgroup.procs file of this process's cgroup on one hierarchy under /sys/fs/cgroup."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [ln.split(":", 2) for ln in f.read().splitlines() if ln.count(":") >= 2]
+    except OSError:
+        return None
+    for _hid, controllers, path in sorted(lines, key=lambda ln: ln[1] != "pids"):
+        if controllers:
+            base = "/sys/fs/cgroup/" + controllers.removeprefix("name=")
+        elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            base = "/sys/fs/cgroup"
+        else:
+            base = "/sys/fs/cgroup/unified"
+        procs = f"{base}{path.rstrip('/')}/cgroup.procs"
+        if os.path.exists(procs):
+            return procs
+    return None
+
+
 def _userns_pipe(linux: dict[str, Any], req: dict[str, Any]) -> tuple[int, int]:
     """A new user namespace in the spec: the pipe on which the init waits for its id maps
     (its read end goes in ``req``); (-1, -1) otherwise."""
