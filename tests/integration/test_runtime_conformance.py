@@ -494,3 +494,23 @@ def test_a_failing_create_hook_fails_create(h: Harness) -> None:
         h.create(["sleep", "30"], mutate=hooks)
     state = h.base / "state"
     assert not state.exists() or not [p for p in state.iterdir() if p.name.startswith("rt-")]
+
+
+def test_start_fails_when_the_process_dies_before_exec(h: Harness) -> None:
+    """A created process that dies before it can exec: start reports it, neither hanging
+    nor claiming a start."""
+    import threading
+
+    cid, pid, out = h.create(["sh", "-c", "echo ran"])
+    os.kill(pid, signal.SIGSTOP)  # held before it writes its exec FIFO
+    killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    t = time.monotonic()
+    try:
+        with pytest.raises(PalletError):
+            h.rt.start(cid)
+    finally:
+        killer.join()
+    assert time.monotonic() - t < 10
+    assert wait(pid) == 137
+    assert out.read_text() == ""

@@ -325,9 +325,18 @@ class PalletRuntime:
             raise RuntimeFailure(f"cannot start a container that has stopped or already started: {id}")
         if not self._alive(st):
             raise RuntimeFailure(f"cannot start a container that has stopped: {id}")
-        fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+        # not a blocking open: a pid 1 that died before writing would leave it hanging
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            os.read(fd, 1)
+            import select
+
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            while not poller.poll(100):
+                if not self._alive(st):
+                    raise RuntimeFailure(f"cannot start a container that has stopped: {id}")
+            if os.read(fd, 1) != b"0":
+                raise RuntimeFailure(f"cannot start a container that has stopped: {id}")
         finally:
             os.close(fd)
         fifo.unlink(missing_ok=True)
