@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from pallet.cli.run_options import (
     FLAG,
-    GLOBAL_OPTIONS,
     MULTIPLE,
     SWITCH,
     VALUE,
     FastCall,
     Opt,
-    _Unsure,
-    parse_options,
+    read_command_line,
 )
 
 TYPE_CHECKING = False  # no typing at run time: this module is on the path of every build
@@ -58,27 +56,11 @@ BUILD_OPTIONS: tuple[Opt, ...] = (
 
 def parse_build_line(args: list[str], environ: Mapping[str, str] | None = None) -> FastCall | None:
     """``args`` (argv without the program name) as a build :class:`FastCall`, or None for click."""
-    import os
-
-    env = os.environ if environ is None else environ
-    if env.get("_PALLET_COMPLETE"):  # click's shell completion
+    read = read_command_line(args, environ, "image", {"build": (BUILD_OPTIONS, True)})
+    if read is None:
         return None
-    try:
-        glob, rest = parse_options(args, GLOBAL_OPTIONS)
-        if rest[:1] == ["image"]:
-            rest = rest[1:]
-        if rest[:1] != ["build"]:
-            return None
-        params, positional = parse_options(rest[1:], BUILD_OPTIONS, interspersed=True)
-    except _Unsure:
-        return None
-    if len(positional) != 1 or params["progress"] not in PROGRESS_CHOICES:
+    call, positional = read
+    if len(positional) != 1 or call.params["progress"] not in PROGRESS_CHOICES:
         return None  # click's message for a missing or extra PATH or a bad --progress
-    params["context"] = positional[0]
-    return FastCall(
-        command="build",
-        root=glob["root"] or env.get("PALLET_ROOT") or None,
-        runtime=glob["runtime"] or env.get("PALLET_RUNTIME") or None,
-        debug=glob["debug"],
-        params=params,
-    )
+    call.params["context"] = positional[0]
+    return call

@@ -273,10 +273,10 @@ def _store(values: dict[str, Any], o: Opt, value: str) -> None:
 
 
 class FastCall:
-    """``pallet [--root R] [--runtime X] [-D] run|create ...`` read without click.
+    """``pallet [--root R] [--runtime X] [-D] run|create|build ...`` read without click.
 
-    ``command`` is "run" or "create"; ``params`` the command's keyword arguments,
-    IMAGE and COMMAND included.
+    ``command`` is the command's name; ``params`` its keyword arguments (IMAGE and
+    COMMAND of run and create, build's PATH included).
     """
 
     __slots__ = ("command", "debug", "params", "root", "runtime")
@@ -293,8 +293,11 @@ class FastCall:
         return f"FastCall({self.command}, root={self.root!r}, runtime={self.runtime!r}, params={self.params!r})"
 
 
-def parse_command_line(args: list[str], environ: Mapping[str, str] | None = None) -> FastCall | None:
-    """``args`` (argv without the program name) as a :class:`FastCall`, or None to let click parse it."""
+def read_command_line(args: list[str], environ: Mapping[str, str] | None, group: str,
+                      tables: dict[str, tuple[tuple[Opt, ...], bool]]) -> tuple[FastCall, list[str]] | None:
+    """``pallet [GLOBAL] [GROUP] COMMAND [OPTIONS] ...`` for a COMMAND of ``tables`` (its
+    options and whether they may follow positional arguments): the call, its params
+    without the positional arguments, and those; None to let click parse it."""
     import os
 
     env = os.environ if environ is None else environ
@@ -302,22 +305,30 @@ def parse_command_line(args: list[str], environ: Mapping[str, str] | None = None
         return None
     try:
         glob, rest = parse_options(args, GLOBAL_OPTIONS)
-        if rest[:1] == ["container"]:
+        if rest[:1] == [group]:
             rest = rest[1:]
-        if not rest or rest[0] not in COMMANDS:
+        if not rest or rest[0] not in tables:
             return None
-        command = rest[0]
-        params, positional = parse_options(rest[1:], COMMANDS[command])
+        table, interspersed = tables[rest[0]]
+        params, positional = parse_options(rest[1:], table, interspersed)
     except _Unsure:
         return None
-    if not positional:
-        return None  # no IMAGE: click says so
-    params["image"] = positional[0]
-    params["command"] = tuple(positional[1:])
-    return FastCall(
-        command=command,
+    call = FastCall(
+        command=rest[0],
         root=glob["root"] or env.get("PALLET_ROOT") or None,
         runtime=glob["runtime"] or env.get("PALLET_RUNTIME") or None,
         debug=glob["debug"],
         params=params,
     )
+    return call, positional
+
+
+def parse_command_line(args: list[str], environ: Mapping[str, str] | None = None) -> FastCall | None:
+    """``args`` (argv without the program name) as a :class:`FastCall`, or None to let click parse it."""
+    read = read_command_line(args, environ, "container", {name: (t, False) for name, t in COMMANDS.items()})
+    if read is None or not read[1]:
+        return None  # no IMAGE: click says so
+    call, positional = read
+    call.params["image"] = positional[0]
+    call.params["command"] = tuple(positional[1:])
+    return call
