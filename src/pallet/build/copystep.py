@@ -78,7 +78,7 @@ def _download(b: Builder, url: str, stack: contextlib.ExitStack) -> tuple[Path, 
     import email.utils
     import urllib.request
 
-    from pallet.build.run import remove_tree
+    from pallet.linux.mounts import remove_tree
 
     tmp = b.work / "tmp" / os.urandom(8).hex()
     tmp.mkdir(parents=True)

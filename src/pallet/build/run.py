@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -51,13 +50,3 @@ def cleanup_mount_points(upper: Path, in_image: Callable[[str], bool]) -> None:
                     p.rmdir()
             elif p.stat().st_size == 0:
                 p.unlink()
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():
-        for dirpath, dirs, _files in os.walk(path):
-            for d in dirs:
-                with contextlib.suppress(OSError):
-                    os.chmod(os.path.join(dirpath, d), 0o700)
-        shutil.rmtree(path, ignore_errors=True)

@@ -162,7 +162,8 @@ class _Extra:
 
 def _binds(b: Builder, st: _State, mounts: list[dict[str, str]], done: list[_State], ctx: Context,
            opts: BuildOptions, extra: _Extra) -> list[BindMount]:
-    from pallet.build.run import BindMount, remove_tree
+    from pallet.build.run import BindMount
+    from pallet.linux.mounts import remove_tree
 
     out: list[BindMount] = []
     for m in mounts:

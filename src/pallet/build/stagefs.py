@@ -183,7 +183,7 @@ def mounted(store: Store, work_dir: Path, st: _State, writable: bool) -> Iterato
             with contextlib.suppress(OSError):
                 store.snapshots.unmount(rootfs)
         if not done or not os.path.ismount(rootfs):
-            from pallet.build.run import remove_tree
+            from pallet.linux.mounts import remove_tree
 
             remove_tree(tmp)
 

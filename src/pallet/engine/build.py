@@ -196,14 +196,14 @@ def _remove_stale(tmp: Path, max_age: float = 3600.0) -> None:
         except OSError:
             continue
         if age > max_age:
-            from pallet.engine.rootfs import remove_tree
+            from pallet.linux.mounts import remove_tree
 
             remove_tree(d)
 
 
 def prune(config: Config, all_: bool = False) -> int:
     """``builder prune``: the step cache, cache mounts, hash and parse caches; bytes reclaimed."""
-    from pallet.engine.rootfs import remove_tree
+    from pallet.linux.mounts import remove_tree
 
     work = build_dir(config)
     if not work.exists():

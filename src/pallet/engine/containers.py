@@ -278,7 +278,7 @@ class ContainerService:
         return c
 
     def _drop(self, cid: str) -> None:
-        from pallet.engine.rootfs import remove_tree
+        from pallet.linux.mounts import remove_tree
 
         d = self.store.dir / cid
         if d.exists():

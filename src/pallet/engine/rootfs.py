@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 from pallet.config import Config
 from pallet.errors import ImageNotFound
+from pallet.linux.mounts import unmount_all
 from pallet.oci.image import ImageConfig
 from pallet.oci.record import record
 
@@ -98,30 +98,3 @@ def unmount_rootfs(path: Path) -> None:
             return
     if os.path.ismount(path):
         unmount_all(path)
-
-
-def unmount_all(path: Path) -> None:
-    """Unmount ``path`` and anything below it (deepest first), lazily if busy."""
-    from pallet.linux.syscalls import MNT_DETACH, umount
-
-    prefix = str(path)
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split(" ", 5)[4] for line in f]
-    for t in sorted({t for t in targets if t == prefix or t.startswith(prefix + "/")}, key=len, reverse=True):
-        with contextlib.suppress(OSError):
-            umount(t, MNT_DETACH)
-
-
-def remove_tree(path: Path) -> None:
-    """rm -rf that never crosses into a mount still below ``path``."""
-    import shutil
-
-    unmount_all(path)
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():
-        # overlay work dirs keep root-only 000 "work" subdirs; make them removable
-        for dirpath, dirs, _files in os.walk(path):
-            for d in dirs:
-                with contextlib.suppress(OSError):
-                    os.chmod(os.path.join(dirpath, d), 0o700)
-        shutil.rmtree(path, ignore_errors=True)
