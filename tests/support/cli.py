@@ -54,3 +54,21 @@ class Pallet:
 
     def ok(self, *args: str, **kw: object) -> str:
         return self(*args, check=True, **kw).out  # type: ignore[arg-type]
+
+
+# A probe run as ``python -c MAIN_PROBE ARGS...``: pallet's entry point on ARGS, then
+# the exit status and whether click was imported on the way (the click-free paths).
+MAIN_PROBE = (
+    "import sys\n"
+    "from pallet.cli.main import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as e:\n"
+    "    print(e.code, 'click' in sys.modules)\n"
+)
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """This interpreter on ``args``, without the caller's PALLET_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PALLET_", "_PALLET"))}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60, env=env)

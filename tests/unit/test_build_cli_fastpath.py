@@ -9,9 +9,7 @@ and a fast-path build does not import click.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from pallet.cli import main as cli_main
 from pallet.cli.build import build as build_cmd
 from pallet.cli.build_options import BUILD_OPTIONS, PROGRESS_CHOICES, parse_build_line
 from pallet.cli.run_options import FLAG, MULTIPLE, SWITCH, Opt, _Unsure, parse_options
+from tests.support.cli import MAIN_PROBE, run_python
 
 VALUES = ["x", "", "-x", "--no-cache", "a=b=c", "img:1", "=", "--", "-", "K=V", ".", "plain"]
 POSITIONALS = [".", "-", "ctx", "/tmp/ctx.tar", "", "--x"]
@@ -195,27 +194,15 @@ def test_options_help_and_order_come_from_the_table() -> None:
         assert p.multiple == (o.kind == MULTIPLE)
 
 
-def _run_python(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PALLET_", "_PALLET"))}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60, env=env)
-
-
 def test_a_build_error_exits_1_without_importing_click(tmp_path: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from pallet.cli.main import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as e:\n"
-        "    print(e.code, 'click' in sys.modules)\n"
-    )
+    probe = MAIN_PROBE
     root, missing = str(tmp_path / "root"), str(tmp_path / "nope")
     want = f'Error: unable to prepare context: path "{missing}" not found\n'
-    r = _run_python("-c", probe, "--root", root, "build", "-t", "x:1", missing)
+    r = run_python("-c", probe, "--root", root, "build", "-t", "x:1", missing)
     assert (r.stdout.split(), r.stderr) == (["1", "False"], want), r
     # the same through click when the fast parser gives up (here: an option after --)
-    r = _run_python("-c", probe, "--root", root, "build", "-q", missing, "--", "-x")
+    r = run_python("-c", probe, "--root", root, "build", "-q", missing, "--", "-x")
     assert r.stdout.split() == ["125", "True"], r
     assert "unexpected extra argument" in r.stderr
-    r = _run_python("-c", probe, "--root", root, "build", "--force-rm", missing, "--progress", "plain")
+    r = run_python("-c", probe, "--root", root, "build", "--force-rm", missing, "--progress", "plain")
     assert (r.stdout.split(), r.stderr) == (["1", "False"], want), r

@@ -10,9 +10,7 @@ import click at all.
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from pallet.cli.run_options import (
     parse_command_line,
     parse_options,
 )
+from tests.support.cli import MAIN_PROBE, run_python
 
 CLICK_COMMANDS = {"run": run_cmd, "create": create_cmd}
 
@@ -267,32 +266,20 @@ def test_options_help_and_order_come_from_the_table() -> None:
             assert tuple(p.opts) == o.names and tuple(p.secondary_opts) == o.off and p.help == o.help
 
 
-def _run_python(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PALLET_", "_PALLET"))}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60, env=env)
-
-
 def test_unknown_image_exits_125_without_importing_click(tmp_path: Path) -> None:
-    probe = (
-        "import sys\n"
-        "from pallet.cli.main import main\n"
-        "try:\n"
-        "    main(sys.argv[1:])\n"
-        "except SystemExit as e:\n"
-        "    print(e.code, 'click' in sys.modules)\n"
-    )
+    probe = MAIN_PROBE
     root = str(tmp_path / "root")
-    r = _run_python("-c", probe, "--root", root, "run", "--rm", "--network", "none", "nosuch:img", "true")
+    r = run_python("-c", probe, "--root", root, "run", "--rm", "--network", "none", "nosuch:img", "true")
     assert r.stdout.split() == ["125", "False"], r
     assert r.stderr == "Error: No such image: nosuch:img\n"
     # and the same through click when the fast parser gives up (an option it does not know)
-    r = _run_python("-c", probe, "--root", root, "run", "--bogus", "nosuch:img")
+    r = run_python("-c", probe, "--root", root, "run", "--bogus", "nosuch:img")
     assert r.stdout.split() == ["125", "True"], r
     assert r.stderr.startswith("Error: No such option '--bogus'")
 
 
 def test_python_m_pallet_run_imports_no_click(tmp_path: Path) -> None:
-    r = _run_python("-X", "importtime", "-m", "pallet", "--root", str(tmp_path / "root"), "run", "--rm", "-it",
+    r = run_python("-X", "importtime", "-m", "pallet", "--root", str(tmp_path / "root"), "run", "--rm", "-it",
                     "nosuch:img")
     assert r.returncode == 125
     lines = r.stderr.splitlines()
@@ -349,14 +336,14 @@ def test_fast_path_skips_the_interpreter_teardown(thread: bool, torn_down: bool)
         "from pallet.cli.main import main\n"
         "main()\n"
     )
-    r = _run_python("-c", probe)
+    r = run_python("-c", probe)
     assert r.returncode == 3, r
     assert r.stdout.split() == (["ran", "teardown"] if torn_down else ["ran"]), r
 
 
 def test_the_fast_path_modules_stay_lean() -> None:
     """The modules run's command line goes through import no click, typing or dataclasses."""
-    r = _run_python("-c", "import sys, pallet.cli.main, pallet.cli.run_options, pallet.cli.run_impl; "
+    r = run_python("-c", "import sys, pallet.cli.main, pallet.cli.run_options, pallet.cli.run_impl; "
                           "print(sorted(m for m in ('click', 'typing', 'dataclasses', 'threading') "
                           "if m in sys.modules))")
     assert r.stdout.strip() == "[]", r
@@ -395,6 +382,6 @@ def test_exceptions_end_the_same_way_on_both_paths(raised: str) -> None:
             "main()\n"
         )
 
-    fast, slow = _run_python("-c", probe(False)), _run_python("-c", probe(True))
+    fast, slow = run_python("-c", probe(False)), run_python("-c", probe(True))
     assert (fast.returncode, fast.stderr) == (slow.returncode, slow.stderr), (fast, slow)
     assert "Traceback" not in fast.stderr
