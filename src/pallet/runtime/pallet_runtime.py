@@ -23,7 +23,6 @@ from pallet.errors import (
     CommandCannotRun,
     CommandNotFound,
     ContainerNotFound,
-    PalletError,
     RuntimeFailure,
 )
 from pallet.linux.proc import start_time as _start_time
@@ -84,7 +83,7 @@ class PalletRuntime:
 
     def _spawn(self, req: dict[str, Any], stdin: int | None, stdout: int | None,
                stderr: int | None, join_r: int = -1,
-               warm: tuple[str, list[str]] | None = None) -> tuple[int, int]:
+               warm: bool = False) -> tuple[int, int]:
         """Start the init with ``req``; (init pid, read end of the sync pipe).
 
         ``join_r`` (create): the read end of a pipe on which the container's pid 1 waits
@@ -136,10 +135,10 @@ class PalletRuntime:
 
     @staticmethod
     def _fork(req: dict[str, Any], stdin: int | None, stdout: int | None,
-              stderr: int | None, warm: tuple[str, list[str]] | None = None) -> tuple[int, int]:
+              stderr: int | None, warm: bool = False) -> tuple[int, int]:
         """``_spawn`` by fork: the child runs the init on ``req`` as it is.
 
-        ``warm`` (create): the container's cgroup and its cgroup.procs files; see
+        ``warm`` (create): move the child within its cgroup at once; see
         :func:`_warm_migration`."""
         from pallet.runtime import init
 
@@ -163,7 +162,7 @@ class PalletRuntime:
                 os._exit(1)
         os.close(sync_w)
         if warm:
-            _warm_migration(pid, *warm)
+            _warm_migration(pid)
         if go_r >= 0:
             os.close(go_r)
             try:
@@ -252,7 +251,7 @@ class PalletRuntime:
             os.chown(fifo, _host_id(linux, "uidMappings"), _host_id(linux, "gidMappings"))
         join_r, join_w = os.pipe()
         try:
-            init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r, (cgroup, procs))
+            init_pid, sync = self._spawn(req, stdin, stdout, stderr, join_r, warm=True)
         except BaseException:
             if userns_w >= 0:
                 os.close(userns_w)
@@ -587,33 +586,19 @@ def _join(pid: int, procs_files: list[str]) -> None:
             f.write(me)
 
 
-def _warm_migration(pid: int, cgroup: str, procs_files: list[str]) -> None:
-    """Move ``pid`` into the cgroup it is already in, on one of the container's hierarchies.
+def _warm_migration(pid: int) -> None:
+    """Move ``pid`` (just forked from us) into the cgroup it is already in.
 
     The first cgroup migration after a quiet spell waits for an RCU grace period
-    (10-15 ms); the ones that follow within about a grace period do not.  Done
-    right after the fork, this wait overlaps the child's own set-up, and moving
-    the container's pid 1 a few milliseconds later is then quick.  Best effort:
-    nothing changes for the process, and any failure only costs the wait later."""
-    from pallet.runtime import cgroups
-
-    try:
-        with open("/proc/self/cgroup") as f:
-            mine = [ln.split(":", 2) for ln in f.read().splitlines() if ln.count(":") >= 2]
-        suffix = cgroups.parse_path(cgroup) + "/cgroup.procs"
-    except (OSError, ValueError, PalletError):
-        return
-    for procs in procs_files:
-        if not procs.endswith(suffix):
-            continue
-        mount = procs[: -len(suffix)]
-        name = os.path.basename(mount)
-        for _hid, controllers, path in mine:
-            v2 = controllers == "" and os.path.exists(mount + "/cgroup.controllers")
-            if controllers == name or v2:
-                with contextlib.suppress(OSError), open(f"{mount}{path.rstrip('/')}/cgroup.procs", "w") as f:
-                    f.write(str(pid))
-                return
+    (10-15 ms; the lock it waits on is shared by every hierarchy); the ones that
+    follow within about a grace period do not.  Done right after the fork, this
+    wait overlaps the child's own set-up, and moving the container's pid 1 a few
+    milliseconds later is then quick.  Best effort: nothing changes for the process,
+    and any failure only costs the wait later."""
+    target = _own_procs_file()
+    if target is not None:
+        with contextlib.suppress(OSError), open(target, "w") as f:
+            f.write(str(pid))
 
 
 def warm_cgroup_migrations() -> None:
